@@ -1,0 +1,49 @@
+# Two commands from a fresh clone:  `make book`  and  `make test`.
+# Both create (or reuse) the virtual environment .venv/ and install tdyn into it.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+# Jupyter reads this project's configuration (allow_root for servers, see jupyter_config/),
+# and finds kernels in the project's environment before any user-wide ones.
+export JUPYTER_CONFIG_DIR := $(CURDIR)/jupyter_config
+export JUPYTER_PATH       := $(CURDIR)/$(VENV)/share/jupyter
+export JUPYTER_PLATFORM_DIRS := 1
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+PYTEST_ARGS ?=
+
+.PHONY: help book test lint lab clean-book clean
+
+help:
+	@echo "make book   execute every chapter and build the HTML book into book/_build/html"
+	@echo "make test   run the whole test suite (library, notebooks via nbval, papermill)"
+	@echo "make lint   ruff over the repository"
+	@echo "make lab    start JupyterLab on this project (chapters open as notebooks)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[book,test]"
+	touch $@
+
+book: $(STAMP)
+	$(BIN)/python tools/build_book.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests notebooks --nbval \
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab
+
+clean-book:
+	rm -rf book/_build
+
+clean: clean-book
+	rm -rf $(VENV)

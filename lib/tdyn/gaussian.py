@@ -1,0 +1,164 @@
+"""Gaussian expectations, computed three independent ways.
+
+Everything in the mean-field theory of Part I reduces to expectations of the form
+
+    K(q1, q2, c) = E[f(u) g(v)],   (u, v) ~ N(0, [[q1, c], [c, q2]]),
+
+and their one-dimensional special case E[f(sqrt(q) z)], z ~ N(0, 1).  This module evaluates
+them by quadrature (deterministic, exponentially accurate for smooth f), by
+seeded Monte Carlo (with a standard error, for tests), and in closed form for the two
+nonlinearities that have one (erf: Williams 1997; ReLU: Cho & Saul 2009).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.polynomial.hermite_e import hermegauss
+from scipy.special import erf
+
+ArrayFunction = Callable[[np.ndarray], np.ndarray]
+
+NONLINEARITIES: dict[str, ArrayFunction] = {
+    "tanh": np.tanh,
+    "erf": erf,
+    "relu": lambda x: np.maximum(x, 0.0),
+}
+"""The MLP nonlinearities the book supports, by name."""
+
+
+def nonlinearity(name: str) -> ArrayFunction:
+    """Return the nonlinearity called ``name`` (one of :data:`NONLINEARITIES`)."""
+    try:
+        return NONLINEARITIES[name]
+    except KeyError:
+        raise ValueError(
+            f"phi={name!r} is not a known nonlinearity; allowed: {sorted(NONLINEARITIES)}"
+        ) from None
+
+
+def _check_variance(name: str, value: float) -> None:
+    if not np.all(np.asarray(value) > 0):
+        raise ValueError(f"{name}={value!r} must be a positive variance")
+
+
+def _check_correlation(rho: np.ndarray) -> None:
+    if np.any(np.abs(rho) > 1 + 1e-12):
+        raise ValueError(f"rho={rho!r} must lie in [-1, 1]")
+
+
+QUADRATURE_RULES = ("trapezoid", "hermite")
+
+
+def quadrature_nodes(order: int = 401, rule: str = "trapezoid") -> tuple[np.ndarray, np.ndarray]:
+    """Nodes z_k and weights w_k with sum_k w_k f(z_k) ~= E[f(z)], z ~ N(0, 1).
+
+    ``"trapezoid"``: the trapezoidal rule for f(z) exp(-z^2/2)/sqrt(2 pi) on the uniform grid
+    of ``order`` points in [-10, 10].  For analytic f it converges exponentially in ``order``
+    (Trefethen & Weideman 2014) and, unlike Gauss-Hermite, keeps that accuracy when f(sqrt(q) z)
+    varies on the short scale 1/sqrt(q) of a large variance q; the tail beyond |z| = 10 weighs
+    below 1e-22.  ``"hermite"``: Gauss-Hermite (probabilists') nodes and weights, exact for
+    polynomials of degree < 2 order, accurate for smooth f and moderate q (order <= 250).
+    """
+    if order < 2:
+        raise ValueError(f"order={order!r} must be an integer >= 2")
+    if rule == "trapezoid":
+        nodes = np.linspace(-10.0, 10.0, order)
+        weights = np.exp(-(nodes**2) / 2.0) * (nodes[1] - nodes[0]) / np.sqrt(2.0 * np.pi)
+        return nodes, weights
+    if rule == "hermite":
+        if order > 250:
+            raise ValueError(f"order={order!r}: Gauss-Hermite weights underflow above 250")
+        nodes, weights = hermegauss(order)
+        return nodes, weights / np.sqrt(2.0 * np.pi)
+    raise ValueError(f"rule={rule!r} is not a quadrature rule; allowed: {QUADRATURE_RULES}")
+
+
+def expect_1d(f: ArrayFunction, q: float, order: int = 401, rule: str = "trapezoid") -> float:
+    """E[f(u)] for u ~ N(0, q), by quadrature (see :func:`quadrature_nodes`)."""
+    _check_variance("q", q)
+    z, w = quadrature_nodes(order, rule)
+    return float(np.sum(w * f(np.sqrt(q) * z)))
+
+
+def expect_2d(
+    f: ArrayFunction,
+    g: ArrayFunction,
+    q1: float,
+    q2: float,
+    c: np.ndarray | float,
+    order: int = 401,
+    rule: str = "trapezoid",
+) -> np.ndarray:
+    """E[f(u) g(v)] for (u, v) ~ N(0, [[q1, c], [c, q2]]), by tensor-product quadrature.
+
+    Uses the Cholesky factorization u = sqrt(q1) z1, v = (c / sqrt(q1)) z1 + s z2 with
+    s = sqrt(q2 - c^2 / q1).  ``c`` may be an array; the result has its shape.
+    """
+    _check_variance("q1", q1)
+    _check_variance("q2", q2)
+    c = np.asarray(c, dtype=float)
+    _check_correlation(c / np.sqrt(q1 * q2))
+    z, w = quadrature_nodes(order, rule)
+    u = np.sqrt(q1) * z  # (k,)
+    fu = f(u)
+    slope = (c / np.sqrt(q1))[..., None, None]  # (..., 1, 1)
+    spread = np.sqrt(np.clip(q2 - c**2 / q1, 0.0, None))[..., None, None]
+    v = slope * z[:, None] + spread * z[None, :]  # (..., k, k): rows z1, columns z2
+    inner = g(v) @ w  # E over z2, shape (..., k)
+    return np.asarray(inner @ (w * fu))
+
+
+def monte_carlo_2d(
+    f: ArrayFunction,
+    g: ArrayFunction,
+    q1: float,
+    q2: float,
+    c: float,
+    n_samples: int,
+    rng: np.random.Generator,
+) -> tuple[float, float]:
+    """Seeded Monte Carlo estimate of E[f(u) g(v)]; returns (mean, standard error)."""
+    _check_variance("q1", q1)
+    _check_variance("q2", q2)
+    _check_correlation(np.asarray(c) / np.sqrt(q1 * q2))
+    if n_samples < 2:
+        raise ValueError(f"n_samples={n_samples!r} must be at least 2")
+    cov = np.array([[q1, c], [c, q2]], dtype=float)
+    uv = rng.multivariate_normal(np.zeros(2), cov, size=n_samples, method="eigh")
+    values = f(uv[:, 0]) * g(uv[:, 1])
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(n_samples))
+
+
+def kernel_closed_form(phi: str, q: float, rho: np.ndarray | float) -> np.ndarray:
+    """K(rho) = E[phi(u) phi(v)], Var u = Var v = q, Corr(u, v) = rho, where a closed form exists.
+
+    erf:  K = (2/pi) arcsin(2 q rho / (1 + 2 q))                         (Williams 1997)
+    relu: K = (q / 2pi) (sqrt(1 - rho^2) + (pi - arccos rho) rho)         (Cho & Saul 2009)
+    """
+    _check_variance("q", q)
+    rho = np.asarray(rho, dtype=float)
+    _check_correlation(rho)
+    rho = np.clip(rho, -1.0, 1.0)
+    if phi == "erf":
+        return (2.0 / np.pi) * np.arcsin(2.0 * q * rho / (1.0 + 2.0 * q))
+    if phi == "relu":
+        return q / (2.0 * np.pi) * (np.sqrt(1.0 - rho**2) + (np.pi - np.arccos(rho)) * rho)
+    nonlinearity(phi)  # raises for unknown names
+    raise ValueError(f"phi={phi!r} has no closed-form kernel; use kernel_quadrature")
+
+
+def kernel_quadrature(
+    phi: str, q: float, rho: np.ndarray | float, order: int = 401, rule: str = "trapezoid"
+) -> np.ndarray:
+    """K(rho) = E[phi(u) phi(v)] with Var u = Var v = q, Corr(u, v) = rho, by quadrature."""
+    f = nonlinearity(phi)
+    return expect_2d(f, f, q, q, q * np.asarray(rho, dtype=float), order=order, rule=rule)
+
+
+def kernel(phi: str, q: float, rho: np.ndarray | float) -> np.ndarray:
+    """K(rho): the closed form where one exists (erf, relu), quadrature otherwise."""
+    if phi in ("erf", "relu"):
+        return kernel_closed_form(phi, q, rho)
+    return kernel_quadrature(phi, q, rho)

@@ -1,0 +1,106 @@
+"""Build the book strictly, offline, and never from a stale execution cache.
+
+Called by ``make book``.  Steps:
+
+1. Key the execution cache on the contents of everything a chapter's outputs depend on
+   besides its own code cells (``lib/``, ``data/``, ``pyproject.toml``).  jupyter-cache
+   already re-executes a chapter whose code changed; when the key changes, the cache and
+   Sphinx's environment are cleared, so every chapter is executed and read again.
+2. Run ``jupyter-book build`` with warnings as errors and nitpicky cross-references.
+3. On failure, name each chapter whose execution failed and print its cell traceback.
+4. Check that the HTML loads nothing from the network: every script, stylesheet and image
+   is served from the build itself, MathJax included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+KEYED_PATHS = [ROOT / "lib", ROOT / "data", ROOT / "pyproject.toml"]
+# Resources a page loads by itself (not links a reader may follow).
+RESOURCE = re.compile(r'<(?:script|img|link|iframe|source)\b[^>]*?\b(?:src|href)="([^"]+)"')
+MATHJAX = "_static/mathjax/tex-chtml.js"
+
+
+def cache_key(paths: list[Path]) -> str:
+    """SHA-256 over the names and bytes of every file under ``paths`` (bytecode excluded)."""
+    digest = hashlib.sha256()
+    for base in paths:
+        if not base.exists():
+            continue
+        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        for path in files:
+            if "__pycache__" in path.parts or path.suffix == ".pyc" or ".egg-info" in str(path):
+                continue
+            digest.update(path.relative_to(base.parent).as_posix().encode())
+            digest.update(b"\0")
+            digest.update(path.read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def report_failures(book: Path) -> None:
+    """Print the execution traceback of every chapter that failed to execute."""
+    reports = book / "_build" / "html" / "reports"
+    for log in sorted(reports.glob("**/*.err.log")):
+        chapter = log.relative_to(reports).with_suffix("").with_suffix("")
+        print(f"\n=== chapter {book.name}/{chapter} failed to execute; the failing cell: ===",
+              flush=True)
+        print(log.read_text(), flush=True)
+
+
+def offline_problems(html_dir: Path) -> list[str]:
+    """Every resource a built page would fetch from the network, and missing local MathJax."""
+    problems = []
+    if not (html_dir / MATHJAX).is_file():
+        problems.append(f"{MATHJAX} is missing: math would not render offline")
+    for page in sorted(html_dir.rglob("*.html")):
+        text = page.read_text(errors="replace")
+        for url in RESOURCE.findall(text):
+            if url.startswith(("http://", "https://", "//")):
+                problems.append(f"{page.relative_to(html_dir)} loads {url}")
+        if 'class="math' in text and MATHJAX.removeprefix("_static/") not in text:
+            problems.append(f"{page.relative_to(html_dir)} has math but no local MathJax")
+    return problems
+
+
+def build(book: Path, keyed_paths: list[Path]) -> int:
+    """Build ``book`` strictly; returns 0 on success, non-zero with a report otherwise."""
+    build_dir = book / "_build"
+    key_file = build_dir / ".cache-key"
+    key = cache_key(keyed_paths)
+    rebuild_all = not key_file.exists() or key_file.read_text().strip() != key
+    if rebuild_all and build_dir.exists():
+        print("the library, data or dependencies changed: clearing the execution cache",
+              flush=True)
+        shutil.rmtree(build_dir / ".jupyter_cache", ignore_errors=True)
+        shutil.rmtree(build_dir / ".doctrees", ignore_errors=True)
+    shutil.rmtree(build_dir / "html" / "reports", ignore_errors=True)
+    cmd = [
+        str(Path(sys.executable).parent / "jupyter-book"), "build", str(book),
+        "--warningiserror", "--nitpick", "--keep-going",
+    ]
+    if rebuild_all:
+        cmd.append("--all")
+    result = subprocess.run(cmd, cwd=book.parent)
+    if result.returncode != 0:
+        report_failures(book)
+        print("\nmake book FAILED: see the warnings above (each names its chapter).", flush=True)
+        return result.returncode
+    problems = offline_problems(build_dir / "html")
+    if problems:
+        print("\nmake book FAILED: the built pages need the network:", *problems, sep="\n  ")
+        return 1
+    key_file.write_text(key + "\n")
+    print(f"\nBook built: open {build_dir / 'html' / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(build(ROOT / "book", KEYED_PATHS))
