@@ -1,7 +1,10 @@
 """Command line: ``python -m tdyn <command> ...``.
 
 Each command is a function ``add_<command>(subparsers)`` that registers its parser and sets
-``handler``; parts of the book add their commands to :data:`COMMANDS`.
+``handler`` (a function of the parsed arguments returning the exit code).  A module of the
+library that offers a command defines its own ``add_<command>`` next to the math it exposes,
+and this file lists it in :data:`COMMANDS`.  A ``ValueError`` raised by a handler is printed
+as ``error: ...`` with exit code 2.
 """
 
 from __future__ import annotations
