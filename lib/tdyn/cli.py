@@ -16,6 +16,8 @@ import sys
 
 from tdyn import __version__
 from tdyn.params import ParameterSpec
+from tdyn.runner import add_manifest, add_run
+from tdyn.runs import RunConflictError
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -67,7 +69,7 @@ def add_params(subparsers) -> None:
     parser.set_defaults(handler=_params)
 
 
-COMMANDS = [add_info, add_params]
+COMMANDS = [add_info, add_params, add_run, add_manifest]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.handler(args)
-    except ValueError as err:
+    except (ValueError, RunConflictError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

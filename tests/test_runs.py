@@ -1,0 +1,244 @@
+"""tdyn.runs and tdyn.runner: provenance, atomic resumable sweeps, divergence, loading."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tdyn.params import ParameterError
+from tdyn.runner import collect_parameters
+from tdyn.runs import (
+    PROVENANCE_KEYS,
+    MissingResultsError,
+    Run,
+    RunConflictError,
+    load_results,
+    read_provenance,
+    verify_manifest,
+    write_manifest,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+PARAMS = {"n": 4, "seed": 1, "lr": 0.1}
+CONFIGS = [{"width": w} for w in (1, 2, 3, 4)]
+
+
+def _sweep(run, configs=CONFIGS):
+    for index, config in run.pending(configs):
+        run.record(index, config, {"loss": [1.0 / config["width"], 0.5 / config["width"]]})
+
+
+def test_provenance_round_trips_and_results_load(tmp_path):
+    run = Run.open("toy", PARAMS, root=tmp_path)
+    _sweep(run)
+    run.finish()
+    table, provenance = load_results("toy", root=tmp_path)
+    assert set(PROVENANCE_KEYS) <= set(provenance)
+    assert provenance == json.loads((run.directory / "provenance.json").read_text())
+    assert provenance["params"] == PARAMS and provenance["seeds"] == {"seed": 1}
+    assert provenance["device"] == "cpu" and provenance["status"] == "complete"
+    assert {"python", "numpy", "torch", "tdyn"} <= set(provenance["versions"])
+    assert set(provenance["git"]) == {"commit", "dirty"}
+    session = provenance["sessions"][0]
+    assert session["started"] <= session["finished"] and provenance["wall_time_s"] >= 0
+    assert list(table.width) == [1, 2, 3, 4]
+    assert [loss[0] for loss in table.loss] == [1.0, 0.5, 1 / 3, 0.25]
+    assert set(table.status) == {"ok"}
+
+
+def test_reopening_resumes_and_skips_finished_configurations(tmp_path):
+    run = Run.open("toy", PARAMS, root=tmp_path)
+    pending = run.pending(CONFIGS)
+    for _ in range(2):
+        index, config = next(pending)
+        run.record(index, config, {"loss": [0.0]})
+    pending.close()  # interrupted after two configurations
+    again = Run.open("toy", PARAMS, root=tmp_path)
+    assert [i for i, _ in again.pending(CONFIGS)] == [2, 3]
+    assert len(again.provenance["sessions"]) == 2
+
+
+def test_other_parameters_are_refused_unless_fresh(tmp_path):
+    run = Run.open("toy", PARAMS, run_id="fixed", root=tmp_path)
+    _sweep(run)
+    with pytest.raises(RunConflictError, match="refusing to mix"):
+        Run.open("toy", {**PARAMS, "lr": 0.2}, run_id="fixed", root=tmp_path)
+    fresh = Run.open("toy", {**PARAMS, "lr": 0.2}, run_id="fixed", root=tmp_path, fresh=True)
+    assert fresh.entries() == [] and fresh.provenance["params"]["lr"] == 0.2
+
+
+def test_non_finite_loss_is_recorded_as_diverged_and_the_sweep_goes_on(tmp_path):
+    run = Run.open("toy", PARAMS, root=tmp_path)
+    for index, config in run.pending(CONFIGS):
+        loss = [1.0, 0.5, math.nan, math.inf] if config["width"] == 2 else [1.0, 0.5, 0.2, 0.1]
+        run.record(index, config, {"loss": loss, "final": loss[-1]})
+    run.finish()
+    table, _ = load_results("toy", root=tmp_path)
+    assert list(table.status) == ["ok", "diverged", "ok", "ok"]
+    diverged = table[table.status == "diverged"].iloc[0]
+    assert diverged.diverged_step == 2
+    # JSON cannot hold NaN: non-finite numbers are stored as null (NaN again in pandas).
+    assert diverged.loss == [1.0, 0.5, None, None] and pd.isna(diverged.final)
+
+
+def test_missing_incomplete_or_unprovenanced_runs_are_not_loaded(tmp_path):
+    with pytest.raises(MissingResultsError, match="python -m tdyn run notebooks/toy.ipynb"):
+        load_results("toy", root=tmp_path)
+    run = Run.open("toy", PARAMS, root=tmp_path)
+    _sweep(run, CONFIGS[:2])  # never finished: not loadable
+    with pytest.raises(MissingResultsError, match="no complete run"):
+        load_results("toy", root=tmp_path)
+    (run.directory / "provenance.json").unlink()
+    with pytest.raises(MissingResultsError, match="no provenance.json"):
+        read_provenance(run.directory)
+    stripped = tmp_path / "toy" / "stripped"
+    stripped.mkdir()
+    (stripped / "provenance.json").write_text(json.dumps({"status": "complete"}))
+    with pytest.raises(MissingResultsError, match="lacks"):
+        load_results("toy", run_id="stripped", root=tmp_path)
+
+
+def test_finish_refuses_an_incomplete_sweep(tmp_path):
+    run = Run.open("toy", PARAMS, root=tmp_path)
+    _sweep(run, CONFIGS)
+    run.provenance["n_configs"] = 5
+    with pytest.raises(RuntimeError, match="4 of 5"):
+        run.finish()
+
+
+SWEEP_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    import numpy as np
+    from tdyn.runs import Run
+
+    root, delay = Path(sys.argv[1]), float(sys.argv[2])
+    run = Run.open("killme", {"seed": 5, "n": 12}, root=root)
+    configs = [{"k": k} for k in range(12)]
+    for index, config in run.pending(configs):
+        rng = np.random.default_rng([5, index])
+        time.sleep(delay)
+        run.record(index, config, {"draws": rng.normal(size=3).tolist()})
+    run.finish()
+""")
+
+
+def _entries_without_times(root):
+    table, _ = load_results("killme", root=root)
+    return table.drop(columns=["config_index"]).to_dict("records")
+
+
+@pytest.mark.slow
+def test_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path):
+    script = tmp_path / "sweep.py"
+    script.write_text(SWEEP_SCRIPT)
+    env = {**os.environ, "TDYN_RUN_DIR": ""}
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    subprocess.run([sys.executable, str(script), str(reference), "0"], check=True, env=env,
+                   capture_output=True)
+    proc = subprocess.Popen([sys.executable, str(script), str(killed), "0.25"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = killed / "killme"
+    deadline = time.monotonic() + 60
+    while len(list(results.glob("*/results/*.json"))) < 3:
+        assert time.monotonic() < deadline and proc.poll() is None, "sweep did not progress"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(results.glob("*/results/*.json")))
+    assert 3 <= done_before < 12, "the kill must land mid-sweep"
+    with pytest.raises(MissingResultsError):
+        load_results("killme", root=killed)
+    subprocess.run([sys.executable, str(script), str(killed), "0"], check=True, env=env,
+                   capture_output=True)
+    assert _entries_without_times(killed) == _entries_without_times(reference)
+
+
+def test_manifest_catches_modified_missing_and_unlisted_files(tmp_path):
+    run = Run.open("toy", PARAMS, root=tmp_path)
+    _sweep(run)
+    run.finish()
+    write_manifest(tmp_path)
+    assert verify_manifest(tmp_path) == []
+    victim = sorted((run.directory / "results").glob("*.json"))[0]
+    victim.write_text(victim.read_text().replace("0.5", "0.6"))
+    (run.directory / "extra.json").write_text("{}")
+    (run.directory / "results" / sorted(p.name for p in (run.directory / "results").iterdir())[-1]
+     ).unlink()
+    problems = verify_manifest(tmp_path)
+    assert any("was modified" in p and victim.name in p for p in problems)
+    assert any("extra.json is not listed" in p for p in problems)
+    assert any("is listed but missing" in p for p in problems)
+
+
+def test_published_results_match_their_manifest():
+    assert verify_manifest(ROOT / "data") == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"overrides": [("n_rho", "five")]}, "'n_rho' = 'five'"),
+        ({"overrides": [("nrho", "5")]}, "unknown parameter(s) ['nrho']"),
+        ({"overrides": [("q", "1e9")]}, "'q' = 1000000000.0"),
+        ({"device": "cuda"}, "takes no 'device' parameter"),
+    ],
+)
+def test_runner_validates_before_anything_runs(kwargs, message):
+    with pytest.raises(ParameterError) as info:
+        collect_parameters("kernel_check", **kwargs)
+    assert message in str(info.value)
+
+
+def test_params_file_must_be_a_mapping(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(ParameterError, match="must hold a mapping"):
+        collect_parameters("kernel_check", params_file=bad)
+
+
+def test_shipped_profiles_are_valid():
+    for profile in sorted((ROOT / "notebooks" / "params").glob("*.yaml")):
+        name = profile.stem.rsplit("-", 1)[0]
+        assert profile.stem.rsplit("-", 1)[1] in ("cpu", "gpu"), profile.name
+        collect_parameters(name, params_file=profile)
+
+
+def _tdyn(*args, data):
+    env = {**os.environ, "TDYN_DATA": str(data)}
+    env.pop("TDYN_RUN_DIR", None)
+    return subprocess.run([sys.executable, "-m", "tdyn", *args], capture_output=True,
+                          text=True, env=env)
+
+
+def test_cli_rejected_run_writes_nothing(tmp_path):
+    result = _tdyn("run", "kernel_check", "-p", "n_rho", "five", data=tmp_path)
+    assert result.returncode == 2
+    assert "'n_rho' = 'five'" in result.stderr and "expected int in [2, 201]" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_cli_run_executes_records_and_resumes(tmp_path):
+    args = ("run", "kernel_check", "--params", str(ROOT / "notebooks/params/kernel_check-cpu.yaml"),
+            "-p", "n_rho", "4", "-p", "n_samples", "500")
+    first = _tdyn(*args, data=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run_dir,) = (tmp_path / "kernel_check").iterdir()
+    assert (run_dir / "executed.ipynb").is_file()
+    table, provenance = load_results("kernel_check", root=tmp_path)
+    assert provenance["params"]["phi"] == "tanh" and provenance["params"]["n_rho"] == 4
+    assert len(table) == 4 and set(table.status) == {"ok"}
+    stamps = {p.name: p.stat().st_mtime_ns for p in (run_dir / "results").iterdir()}
+    again = _tdyn(*args, data=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in (run_dir / "results").iterdir()} == stamps
+    assert len(read_provenance(run_dir)["sessions"]) == 2
