@@ -70,6 +70,7 @@ def add_params(subparsers) -> None:
 
 
 COMMANDS = [add_info, add_params, add_run, add_manifest]
+COMMANDS.extend(__import__("tdyn.signalprop", fromlist=["x"]).CLI_COMMANDS)  # Part I
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -162,3 +162,51 @@ def kernel(phi: str, q: float, rho: np.ndarray | float) -> np.ndarray:
     if phi in ("erf", "relu"):
         return kernel_closed_form(phi, q, rho)
     return kernel_quadrature(phi, q, rho)
+
+
+NONLINEARITY_DERIVATIVES: dict[str, ArrayFunction] = {
+    "tanh": lambda x: 1.0 - np.tanh(x) ** 2,
+    "erf": lambda x: 2.0 / np.sqrt(np.pi) * np.exp(-(x**2)),
+    "relu": lambda x: np.heaviside(x, 0.5),
+}
+"""phi' for each nonlinearity of :data:`NONLINEARITIES` (ReLU: the step, 1/2 at 0)."""
+
+
+def _expect_1d_many(f: ArrayFunction, q: np.ndarray, order: int) -> np.ndarray:
+    """E[f(sqrt(q) z)] for every entry of an array q (trapezoid rule, once per distinct q)."""
+    unique, inverse = np.unique(q, return_inverse=True)
+    z, w = quadrature_nodes(order, "trapezoid")
+    values = f(np.sqrt(unique)[:, None] * z[None, :]) @ w
+    return values[inverse].reshape(q.shape)
+
+
+def kernel_diagonal(phi: str, q: np.ndarray | float, order: int = 401) -> np.ndarray:
+    """K(1) = E[phi(u)^2], u ~ N(0, q), for an array of variances q.
+
+    erf: (2/pi) arcsin(2q / (1 + 2q));  relu: q / 2;  tanh: 1-D trapezoid quadrature.
+    """
+    q = np.asarray(q, dtype=float)
+    _check_variance("q", q)
+    if phi == "erf":
+        return (2.0 / np.pi) * np.arcsin(2.0 * q / (1.0 + 2.0 * q))
+    if phi == "relu":
+        return q / 2.0
+    f = nonlinearity(phi)
+    return _expect_1d_many(lambda u: f(u) ** 2, q, order)
+
+
+def kernel_slope(phi: str, q: np.ndarray | float, order: int = 401) -> np.ndarray:
+    """dK/drho at rho = 1: q E[phi'(u)^2], u ~ N(0, q), for an array of variances q.
+
+    This is chi / sigma_2^2 of Poole et al. (2016) with q = sigma_w^2 (pre-activation variance).
+    erf: q (4/pi) / sqrt(1 + 4q);  relu: q / 2;  tanh: 1-D trapezoid quadrature.
+    """
+    q = np.asarray(q, dtype=float)
+    _check_variance("q", q)
+    if phi == "erf":
+        return q * (4.0 / np.pi) / np.sqrt(1.0 + 4.0 * q)
+    if phi == "relu":
+        return q / 2.0
+    nonlinearity(phi)
+    df = NONLINEARITY_DERIVATIVES[phi]
+    return q * _expect_1d_many(lambda u: df(u) ** 2, q, order)
