@@ -1,7 +1,10 @@
 """The book's sources and its strict, cache-safe, offline build (tools/build_book.py)."""
 
 import importlib.util
+import os
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -127,3 +130,15 @@ def test_broken_cross_reference_fails_the_build_naming_chapter(tmp_path, capfd):
     out = capfd.readouterr()
     text = out.out + out.err
     assert "broken.md" in text and "no-such-label" in text
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
+                    reason="needs root and unshare to take the network away")
+def test_build_brings_loopback_up_in_a_namespace_without_network():
+    # `unshare -n make book` must work: kernels need 127.0.0.1, which starts down there.
+    code = ("import importlib.util as u, sys; s = u.spec_from_file_location('b', sys.argv[1]); "
+            "b = u.module_from_spec(s); s.loader.exec_module(b); "
+            "assert not b.loopback_works(); b.ensure_loopback(); assert b.loopback_works()")
+    result = subprocess.run(["unshare", "-n", sys.executable, "-c", code,
+                             str(ROOT / "tools" / "build_book.py")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -70,8 +71,32 @@ def offline_problems(html_dir: Path) -> list[str]:
     return problems
 
 
+def loopback_works() -> bool:
+    """Whether a TCP connection to 127.0.0.1 succeeds (Jupyter kernels need it)."""
+    try:
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen(1)
+            socket.create_connection(server.getsockname(), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def ensure_loopback() -> None:
+    """Kernels talk to the builder over loopback, which starts down in a network namespace
+    without network (``unshare -n make book``): bring it up there when permitted."""
+    if loopback_works():
+        return
+    subprocess.run(["ip", "link", "set", "lo", "up"], capture_output=True, check=False)
+    if not loopback_works():
+        raise SystemExit("make book: the loopback interface (127.0.0.1) is down and could not "
+                         "be brought up; Jupyter kernels need it (run `ip link set lo up`).")
+
+
 def build(book: Path, keyed_paths: list[Path]) -> int:
     """Build ``book`` strictly; returns 0 on success, non-zero with a report otherwise."""
+    ensure_loopback()
     build_dir = book / "_build"
     key_file = build_dir / ".cache-key"
     key = cache_key(keyed_paths)
