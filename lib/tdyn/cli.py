@@ -70,6 +70,7 @@ def add_params(subparsers) -> None:
 
 
 COMMANDS = [add_info, add_params, add_run, add_manifest]
+COMMANDS.append(__import__("tdyn.markov", fromlist=["add_markov"]).add_markov)  # Part II
 COMMANDS.extend(__import__("tdyn.signalprop", fromlist=["x"]).CLI_COMMANDS)  # Part I
 
 
