@@ -24,7 +24,7 @@ from tdyn.signalprop import (
     softmax_overlaps,
     trajectory,
 )
-from tdyn.simulate import simulate
+from tdyn.simulate import measured_angle_exponent, simulate
 
 Z = 4.0  # standard errors allowed in theory-vs-simulation comparisons (see module docstring)
 BASE = Architecture(n=16, d=256, alpha_A=0.5, alpha_M=0.5, sigma_A=1.0)
@@ -177,13 +177,9 @@ def test_lambda_a_matches_simulation_in_both_phases(residual, norm):
     """Per seed, lambda_a is estimated as log[(1 - rho_1) / (1 - rho_0)] over one layer from
     rho_0 = 0.999 at the collapsed fixed point q* (at q = 1 for plain pre-LN); 32 seeds."""
     archs = [BASE.replace(sigma_w=s, residual=residual, norm=norm) for s in (ORDERED, CHAOTIC)]
-    estimates = []
-    for arch in archs:  # q* differs between the points, so one simulation each
-        fixed = collapsed_fixed_point(arch).q
-        q0 = 1.0 if np.isnan(fixed) else fixed
-        sim = simulate(arch, depth=1, q0=q0, rho0=0.999, n_seeds=32, seed=2)
-        estimates.append(np.log((1.0 - sim.rho[0, :, 2]) / 1e-3))
-    within(np.array(estimates), np.array([lambda_a(a) for a in archs]), "lambda_a")
+    mean, sem = measured_angle_exponent(archs, layers=1, gap=1e-3, n_seeds=32, seed=2)
+    z = (mean - np.array([lambda_a(a) for a in archs])) / sem
+    assert np.all(np.abs(z) <= Z), f"lambda_a: z-scores {np.round(z, 2)} exceed {Z}"
 
 
 @pytest.mark.parametrize(("residual", "norm"), FORMS)

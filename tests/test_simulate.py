@@ -94,3 +94,11 @@ def test_projected_and_dense_samplers_agree_in_distribution():
 def test_auto_device_runs():
     sim = simulate(SMALL, depth=1, n_seeds=1, device="auto")
     assert np.isfinite(sim.q).all()
+
+
+def test_one_initial_norm_per_architecture():
+    sim = simulate([SMALL, SMALL], depth=0, q0=[1.0, 4.0], rho0=0.3, n_seeds=2)
+    np.testing.assert_allclose(sim.q[:, :, 0], [[1.0, 1.0], [4.0, 4.0]], rtol=1e-12)
+    np.testing.assert_allclose(sim.rho[:, :, 0], 0.3, rtol=1e-12)
+    with pytest.raises(ValueError, match="q0"):
+        simulate([SMALL, SMALL], depth=0, q0=[1.0, -1.0])

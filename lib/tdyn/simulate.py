@@ -215,16 +215,19 @@ class Simulation:
         return values.mean(axis=1), sem
 
 
-def simulate(archs: Architecture | Sequence[Architecture], depth: int, q0: float = 1.0,
-             rho0: float = 0.5, n_seeds: int = 4, seed: int = 0, init: str = "exact",
+def simulate(archs: Architecture | Sequence[Architecture], depth: int,
+             q0: float | Sequence[float] = 1.0, rho0: float = 0.5, n_seeds: int = 4,
+             seed: int = 0, init: str = "exact",
              sampler: str = "projected", device: str = "cpu", dtype=torch.float64,
              cpu_threads: int | None = 1) -> Simulation:
     """Simulate ``n_seeds`` random transformers of ``depth`` blocks for each architecture.
 
     All architectures must share n, d, phi, residual, norm and mlp_ratio (they are batched
-    together); the scalar hyperparameters may differ.  ``sampler``: ``projected`` draws each
-    weight matrix only on the span of its n inputs (:class:`ProjectedWeights`, exact in
-    distribution and far cheaper when n << d); ``weights`` draws the full matrices
+    together); the scalar hyperparameters may differ.  ``q0`` is one initial norm for all, or
+    one per architecture (the simplex is then rescaled per architecture).  ``sampler``:
+    ``projected`` draws each weight matrix only on the span of its n inputs
+    (:class:`ProjectedWeights`, exact in distribution and far cheaper when n << d);
+    ``weights`` draws the full matrices
     (:class:`DenseWeights`).  ``cpu_threads``: torch's intra-op threads while simulating on
     the CPU (restored afterwards; None keeps the current setting).  One thread is the default
     because torch's batched QR of many small matrices runs tens of times slower when its
@@ -246,6 +249,9 @@ def simulate(archs: Architecture | Sequence[Architecture], depth: int, q0: float
         raise ValueError(f"depth={depth!r} must be an integer >= 0")
     if not (isinstance(n_seeds, int) and n_seeds >= 1):
         raise ValueError(f"n_seeds={n_seeds!r} must be an integer >= 1")
+    q0 = np.broadcast_to(np.asarray(q0, dtype=float), (len(archs),))
+    if not np.all(q0 > 0):
+        raise ValueError(f"q0={q0!r} must be positive (range (0, inf))")
     dev = resolve_device(device)
     gens = []
     for k in range(n_seeds):
@@ -267,8 +273,9 @@ def _run(archs, depth, q0, rho0, gens, init, sampler, dev, dtype) -> np.ndarray:
     """The simulation loop of :func:`simulate`; returns the Gram matrices (P, S, T, n, n)."""
     a0 = archs[0]
     n, d, hidden, n_seeds = a0.n, a0.d, a0.hidden, len(gens)
-    x0 = torch.stack([initial_tokens(n, d, q0, rho0, g, init, dtype, dev) for g in gens])
-    x = x0.repeat(len(archs), 1, 1)  # (P*S, n, d), architecture-major
+    x0 = torch.stack([initial_tokens(n, d, 1.0, rho0, g, init, dtype, dev) for g in gens])
+    scale = torch.tensor(np.sqrt(q0), dtype=dtype, device=dev).repeat_interleave(n_seeds)
+    x = x0.repeat(len(archs), 1, 1) * scale[:, None, None]  # (P*S, n, d), architecture-major
     scales = BatchScales.of(archs, n_seeds, dtype, dev)
     grams = [gram(x)]
     with torch.no_grad():
@@ -283,3 +290,26 @@ def _run(archs, depth, q0, rho0, gens, init, sampler, dev, dtype) -> np.ndarray:
             grams.append(gram(x))
     c = torch.stack(grams, dim=1).reshape(len(archs), n_seeds, 2 * depth + 1, n, n)
     return c.cpu().numpy()
+
+
+def measured_angle_exponent(archs: Architecture | Sequence[Architecture], layers: int = 1,
+                            gap: float = 1e-3, n_seeds: int = 8, seed: int = 0,
+                            device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """lambda_a measured in simulation: per seed, log[(1 - rho_L) / (1 - rho_0)] / L over
+    ``layers`` layers from rho_0 = 1 - ``gap`` at the collapsed fixed point q* of each
+    architecture (at q = 1 where there is none: ``plain`` pre-LN).
+
+    Returns the seed mean and its standard error, one per architecture.
+    """
+    from tdyn.signalprop import collapsed_fixed_point
+
+    if isinstance(archs, Architecture):
+        archs = [archs]
+    if not 0 < gap < 1:
+        raise ValueError(f"gap={gap!r} must lie in (0, 1)")
+    q_star = np.array([collapsed_fixed_point(a).q for a in archs])
+    q0 = np.where(np.isnan(q_star), 1.0, q_star)
+    sim = simulate(archs, depth=layers, q0=q0, rho0=1.0 - gap, n_seeds=n_seeds, seed=seed,
+                   device=device)
+    estimates = np.log((1.0 - sim.rho[:, :, 2 * layers]) / gap) / layers
+    return Simulation.mean_sem(estimates)
