@@ -136,6 +136,20 @@ def logistic_loss(margins: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, -margins)
 
 
+def _word_sums(data: CooccurrenceData, fwd: Forward) -> tuple[np.ndarray, np.ndarray]:
+    """Per-word sums of the loss derivative, c_i = g_i y_i / n:
+    D[k] = sum_i c_i sum_{h: x_h = mu_k} sum_l p_{l,h} (value path) and
+    B[k, q] = sum_i c_i sum_{(l, h): x_h = mu_k, x_l = mu_q} p_{l,h} (G(x_h) - p_l . G)
+    (score path, key word k, query word q)."""
+    d, tok = data.d, data.tokens
+    c = fwd.g * data.y / data.n
+    D = np.bincount(tok.ravel(), (c[:, None] * fwd.P.sum(axis=1)).ravel(), minlength=d)  # noqa: N806
+    M = fwd.P * (fwd.Gx[:, None, :] - np.einsum("ilh,ih->il", fwd.P, fwd.Gx)[:, :, None])  # noqa: N806
+    flat = (tok[:, None, :] * d + tok[:, :, None]).ravel()
+    B = np.bincount(flat, (c[:, None, None] * M).ravel(), minlength=d * d).reshape(d, d)  # noqa: N806
+    return D, B
+
+
 def gradients(params: Params, data: CooccurrenceData, fwd: Forward | None = None) -> dict:
     """Gradients of the empirical loss (Eq. 2): the closed forms of Appendix B.
 
@@ -145,26 +159,48 @@ def gradients(params: Params, data: CooccurrenceData, fwd: Forward | None = None
       -dL/dW_V = sum_i c_i sum_l u (X p_l)^T
       -dL/dW_K = sum_i c_i / sqrt(m) sum_l q_l M_l^T X^T
       -dL/dW_Q = sum_i c_i / sqrt(m) sum_l K M_l x_l^T.
-    Each sum over positions is accumulated per word (X = E[:, tokens]): e.g. the W_K and W_Q
-    terms are Q_tok B^T E^T and K_tok B E^T with B[k, q] = sum of c_i M_l[h] over all
-    (i, l, h) with key word x_h = mu_k and query word x_l = mu_q.
+    Each sum over positions is accumulated per word (X = E[:, tokens], see
+    :func:`_word_sums`): -dL/dW = a (V_tok D)^T, -dL/dW_V = u (E D)^T,
+    -dL/dW_K = Q_tok B^T E^T / sqrt(m), -dL/dW_Q = K_tok B E^T / sqrt(m).
     """
     fwd = forward(params, data) if fwd is None else fwd
-    E, d, tok = data.embeddings, data.d, data.tokens  # noqa: N806
-    c = fwd.g * data.y / data.n
-    # value path: word k collects c_i sum_l p_{l,h} over its positions h
-    w_val = np.bincount(tok.ravel(), (c[:, None] * fwd.P.sum(axis=1)).ravel(), minlength=d)
+    E = data.embeddings  # noqa: N806
+    w_val, B = _word_sums(data, fwd)  # noqa: N806
     xp = E @ w_val  # sum_i c_i sum_l X p_l
-    # score path
-    M = fwd.P * (fwd.Gx[:, None, :] - np.einsum("ilh,ih->il", fwd.P, fwd.Gx)[:, :, None])  # noqa: N806
-    flat = (tok[:, None, :] * d + tok[:, :, None]).ravel()  # key index * d + query index
-    B = np.bincount(flat, (c[:, None, None] * M).ravel(), minlength=d * d).reshape(d, d)  # noqa: N806
     root = np.sqrt(params.m)
     return {
         "W": -np.outer(params.a, fwd.V_tok @ w_val),
         "WV": -np.outer(params.u, xp),
         "WK": -(fwd.Q_tok @ B.T) @ E.T / root,
         "WQ": -(fwd.K_tok @ B) @ E.T / root,
+    }
+
+
+def reduced_velocities(params: Params, data: CooccurrenceData, fwd: Forward | None = None) -> dict:
+    """Time derivatives under gradient flow of the paper's reduced variables (Appendix C),
+    written with the per-word sums D, B of :func:`_word_sums`:
+
+        dG/dt     = kappa D + m1 Gamma D               (Eq. 4),
+        dGamma/dt = D G^T + G D^T                      (Lemma F.11),
+        dkappa/dt = 2 m1 D . G = (2 m1/n) sum_i g_i y_i F_i   (Eq. 5),
+        dA/dt     = (B Gamma_Q + Gamma_K B) / sqrt(m)  (Eq. 7),
+
+    with G_k = G(mu_k), Gamma = V_tok^T V_tok, kappa = ||W^T a||^2, A = K_tok^T Q_tok (key
+    first), Gamma_Q = Q_tok^T Q_tok, Gamma_K = K_tok^T K_tok.  Also returns D and B.
+    """
+    fwd = forward(params, data) if fwd is None else fwd
+    D, B = _word_sums(data, fwd)  # noqa: N806
+    u = params.u
+    G = u @ fwd.V_tok  # noqa: N806
+    gram = fwd.V_tok.T @ fwd.V_tok
+    gram_k, gram_q = fwd.K_tok.T @ fwd.K_tok, fwd.Q_tok.T @ fwd.Q_tok
+    return {
+        "G": (u @ u) * D + params.m1 * gram @ D,
+        "Gamma": np.outer(D, G) + np.outer(G, D),
+        "kappa": 2 * params.m1 * D @ G,
+        "A": (B @ gram_q + gram_k @ B) / np.sqrt(params.m),
+        "D": D,
+        "B": B,
     }
 
 
@@ -321,6 +357,20 @@ def phase_times(history: dict) -> dict:
     half = -Gdot[:, 2] >= np.maximum(Gdot[:, 0], Gdot[:, 1])
     return {"T1": float(t[np.argmax(end1)]) if end1.any() else np.nan,
             "T_half": float(t[np.argmax(half)]) if half.any() else np.nan}
+
+
+def phase2_loss_rate(history: dict) -> dict:
+    """Finite-difference checks of Theorem F.8 on a recorded history (times t > 0): the rate
+    ``inv_rate`` = (d(1/L)/dt) / ||W^T a||^2, which the theorem says is Theta(1) in Phase 2
+    (from dL/dt = -||u||^2 Theta(L^2)), and the local exponent ``slope`` = d log L / d log t,
+    which is -1 for the 1/t law at constant ||u||^2.  Both at the interval midpoints ``t``."""
+    t, loss_ = np.asarray(history["t"]), np.asarray(history["loss"])
+    keep = t > 0
+    t, loss_, kappa = t[keep], loss_[keep], np.asarray(history["u_norm2"])[keep]
+    mid = np.sqrt(t[1:] * t[:-1])
+    inv_rate = np.diff(1 / loss_) / np.diff(t) / (0.5 * (kappa[1:] + kappa[:-1]))
+    slope = np.diff(np.log(loss_)) / np.diff(np.log(t))
+    return {"t": mid, "inv_rate": inv_rate, "slope": slope}
 
 
 def attention_change(params: Params, params0: Params, embeddings: np.ndarray) -> np.ndarray:
