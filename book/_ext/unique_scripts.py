@@ -1,0 +1,25 @@
+"""Sphinx extension: emit each script of a page once.
+
+Under jupyter-book 1.x the inline scripts of sphinx-thebe and sphinx-togglebutton reach each
+page twice (once registered with file name ``None``, once with ``""``), so every page declared
+``const THEBE_JS_URL`` twice and the browser reported a SyntaxError.  This keeps one copy of
+each script (same file, priority and inline body).
+"""
+
+
+def _drop_duplicate_scripts(app, pagename, templatename, context, doctree):
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    # The two copies differ only in an empty file name (None once, "" the other time).
+    unique = {}
+    for script in scripts:
+        key = (script.filename or "", script.priority, tuple(sorted(script.attributes.items())))
+        unique.setdefault(key, script)
+    context["script_files"] = list(unique.values())
+
+
+def setup(app):
+    # Run after the theme and the other extensions have added their page scripts.
+    app.connect("html-page-context", _drop_duplicate_scripts, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
