@@ -162,6 +162,10 @@ def test_page_renders_for_a_reader(page, site, browser):
     problems = [p for href in report["links"] if not href.startswith(("mailto:", "javascript:"))
                 if (p := _check_internal_link(url, href, site))]
     assert problems == [], "broken internal links"
+    source = ROOT / "book" / f"{page}.md"
+    if source.is_file() and "```{code-cell}" in source.read_text():
+        assert any(href.endswith(f"_sources/{page}.ipynb") for href in report["links"]), (
+            "a chapter with code offers its executed notebook for download")
 
 
 def test_screenshots_of_key_pages(site, browser):
