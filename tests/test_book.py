@@ -37,7 +37,8 @@ def chapter_sources() -> set[str]:
     return {
         str(p.relative_to(BOOK).with_suffix(""))
         for p in BOOK.rglob("*.md")
-        if "_build" not in p.parts and p.name != "README.md"
+        if not any(part.startswith("_") for part in p.relative_to(BOOK).parts)
+        and p.name != "README.md"
     }
 
 
@@ -99,6 +100,8 @@ def _tiny_book(tmp_path: Path, chapter_body: str) -> Path:
     book.mkdir()
     shutil.copy(BOOK / "_config.yml", book / "_config.yml")
     shutil.copy(BOOK / "references.bib", book / "references.bib")
+    for folder in ("_ext", "_static"):  # what _config.yml refers to
+        shutil.copytree(BOOK / folder, book / folder)
     (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: broken\n")
     (book / "intro.md").write_text("# Intro\n\nA tiny book for a test.\n")
     header = textwrap.dedent("""\
