@@ -131,7 +131,7 @@ def mlp_map(q, p, arch: Architecture) -> tuple[np.ndarray, np.ndarray]:
     k1, kp = np.empty(q.shape), np.empty(q.shape)
     for value in np.unique(q_b):  # the kernel takes one variance at a time
         mask = q_b == value
-        k1[mask] = mlp_kernel(arch, value, 1.0)
+        k1[mask] = arch.readout_scale**2 * kernel_diagonal(arch.phi, arch.sigma_w**2 * value)
         kp[mask] = mlp_kernel(arch, value, p_b[mask] / value)
     c2, a2 = arch.skip_M**2, arch.alpha_M**2
     q_new, p_new = c2 * q + a2 * k1, c2 * p + a2 * kp
@@ -196,7 +196,7 @@ def collapsed_fixed_point(arch: Architecture) -> CollapsedFixedPoint:
     denom = 1.0 - c2a * c2m
     if arch.residual == "plain" or denom <= 0:
         return CollapsedFixedPoint(math.nan, math.nan)
-    k1 = float(mlp_kernel(arch, 1.0, 1.0))
+    k1 = arch.readout_scale**2 * float(kernel_diagonal(arch.phi, arch.sigma_w**2))
     q_star = (c2m * arch.alpha_A**2 * arch.sigma_V**2 + arch.alpha_M**2 * k1) / denom
     return CollapsedFixedPoint(q_star, c2a * q_star + arch.alpha_A**2 * arch.sigma_V**2)
 
@@ -303,7 +303,7 @@ def _check_grid(name: str, grid: np.ndarray, residual: str) -> None:
 
 def simplex_fixed_point(arch: Architecture, q0: float = 1.0, rho0: float = 0.0,
                         softmax: str = "annealed", max_layers: int = 5000,
-                        tol: float = 1e-12) -> tuple[float, float, bool]:
+                        tol: float = 1e-10) -> tuple[float, float, bool]:
     """Iterate the layer map from (q0, rho0 q0) to a fixed point; returns (q, p, converged).
 
     From rho0 = 0 in the chaotic phase this finds the regular-simplex fixed point (p* = O(1/n)
