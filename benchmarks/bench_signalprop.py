@@ -1,0 +1,71 @@
+"""Speed of Part I's theory and simulator.
+
+1. A 200 x 200 phase diagram of lambda_a over (alpha = alpha_A = alpha_M, sigma_w) for tanh
+   (kernels by quadrature): ``tdyn.signalprop.phase_diagram`` (vectorized over the grid)
+   against the naive loop that builds an ``Architecture`` per point and calls ``lambda_a``,
+   side by side, with their agreement checked.  Target: the vectorized grid under 1 s on one
+   CPU core.
+2. The finite-width simulator: layers x tokens x width processed per second on the CPU, for
+   both weight samplers.
+
+Run:  .venv/bin/python benchmarks/bench_signalprop.py [--grid 200] [--repeat 3]
+"""
+
+import argparse
+import os
+import time
+import timeit
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core, as the target is stated
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from tdyn.architecture import Architecture  # noqa: E402
+from tdyn.signalprop import lambda_a, phase_diagram  # noqa: E402
+from tdyn.simulate import simulate  # noqa: E402
+
+
+def bench_phase_diagram(size: int, repeat: int) -> None:
+    arch = Architecture()
+    alpha = np.linspace(0.01, 0.99, size)
+    sigma_w = np.linspace(1.0, 4.0, size)
+    grid_args = (arch, ("alpha", alpha), ("sigma_w", sigma_w))
+    vectorized = min(timeit.repeat(lambda: phase_diagram(*grid_args), number=1, repeat=repeat))
+    start = time.perf_counter()
+    loop = np.array([[lambda_a(arch.replace(alpha_A=a, alpha_M=a, sigma_w=s)) for a in alpha]
+                     for s in sigma_w])
+    naive = time.perf_counter() - start
+    np.testing.assert_allclose(phase_diagram(*grid_args), loop, rtol=1e-12, atol=1e-14)
+    print(f"lambda_a phase diagram, {size} x {size} = {size * size} points, tanh by quadrature:")
+    print(f"  naive loop, one point at a time   : {naive:9.3f} s")
+    print(f"  vectorized, best of {repeat:<2}            : {vectorized:9.3f} s"
+          f"   (target < 1 s: {'met' if vectorized < 1 else 'NOT met'})")
+    print(f"  speed-up                          : {naive / vectorized:9.1f}x")
+
+
+def bench_simulator(n: int, d: int, seeds: int, depth: int) -> None:
+    torch.set_num_threads(1)
+    arch = Architecture(n=n, d=d)
+    print(f"simulator, n = {n} tokens, d = {d}, {seeds} seeds x {depth} layers, float64, CPU:")
+    for sampler in ("projected", "weights"):
+        simulate(arch, depth=1, n_seeds=seeds, sampler=sampler)  # warm-up
+        start = time.perf_counter()
+        simulate(arch, depth=depth, n_seeds=seeds, sampler=sampler)
+        elapsed = time.perf_counter() - start
+        rate = seeds * depth * n * d / elapsed
+        print(f"  sampler {sampler:>9}: {elapsed:7.3f} s, {rate:12.3e} layer*token*width / s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grid", type=int, default=200, help="grid points per axis")
+    parser.add_argument("--repeat", type=int, default=3, help="timing repeats (best taken)")
+    args = parser.parse_args()
+    bench_phase_diagram(args.grid, args.repeat)
+    bench_simulator(n=32, d=256, seeds=8, depth=10)
+    bench_simulator(n=32, d=1024, seeds=4, depth=5)
+
+
+if __name__ == "__main__":
+    main()
