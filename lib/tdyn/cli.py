@@ -15,9 +15,11 @@ import platform
 import sys
 
 from tdyn import __version__
+from tdyn.markov import add_markov
 from tdyn.params import ParameterSpec
 from tdyn.runner import add_manifest, add_run
 from tdyn.runs import RunConflictError
+from tdyn.signalprop import add_exponents, add_qp
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -69,9 +71,11 @@ def add_params(subparsers) -> None:
     parser.set_defaults(handler=_params)
 
 
-COMMANDS = [add_info, add_params, add_run, add_manifest]
-COMMANDS.append(__import__("tdyn.markov", fromlist=["add_markov"]).add_markov)  # Part II
-COMMANDS.extend(__import__("tdyn.signalprop", fromlist=["x"]).CLI_COMMANDS)  # Part I
+COMMANDS = [
+    add_info, add_params, add_run, add_manifest,  # the book's machinery
+    add_exponents, add_qp,  # Part I: signal propagation
+    add_markov,  # Part II: Markov chains
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -218,8 +218,9 @@ def angle_exponent(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None, phi:
     c2m = skip_coefficient(alpha_M, residual) ** 2
     a2a, a2m = alpha_A**2, alpha_M**2
     if norm == "post":
-        return (np.log(c2a / (c2a + a2a * sigma_V**2))
-                + np.log((c2m + a2m * chi) / (c2m + a2m * k1)))
+        with np.errstate(divide="ignore"):  # alpha_A = 1 (interp): lambda_a = -inf
+            return (np.log(c2a / (c2a + a2a * sigma_V**2))
+                    + np.log((c2m + a2m * chi) / (c2m + a2m * k1)))
     if norm != "pre":
         raise ValueError(f"norm={norm!r} is not allowed; choose one of ('pre', 'post')")
     if residual == "interp":
@@ -228,7 +229,8 @@ def angle_exponent(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None, phi:
             q = np.where(denom > 0, (c2m * a2a * sigma_V**2 + a2m * k1) / denom, 1.0)
     q1 = c2a * q + a2a * sigma_V**2
     q2 = c2m * q1 + a2m * k1
-    return np.log(c2a * q * (c2m * q1 + a2m * chi) / (q1 * q2))
+    with np.errstate(divide="ignore"):  # alpha_A = 1 (interp): lambda_a = -inf
+        return np.log(c2a * q * (c2m * q1 + a2m * chi) / (q1 * q2))
 
 
 def lambda_a(arch: Architecture, q: float = 1.0) -> float:
@@ -259,8 +261,10 @@ def phase(lam) -> str | np.ndarray:
     return str(labels) if labels.ndim == 0 else labels
 
 
-GRID_PARAMETERS = ("alpha", "alpha_A", "alpha_M", "sigma_w", "sigma_V", "sigma_2")
-"""Hyperparameters a phase diagram can sweep; ``alpha`` sets alpha_A = alpha_M together."""
+GRID_PARAMETERS = ("alpha", "alpha_A", "alpha_M", "sigma_w", "sigma_V", "sigma_2", "sigma_A",
+                   "n")
+"""Hyperparameters a phase diagram can sweep; ``alpha`` sets alpha_A = alpha_M together.
+lambda_a does not depend on ``sigma_A`` or ``n`` (it is constant along such an axis)."""
 
 
 def phase_diagram(arch: Architecture, x: tuple[str, np.ndarray], y: tuple[str, np.ndarray],
@@ -281,6 +285,8 @@ def phase_diagram(arch: Architecture, x: tuple[str, np.ndarray], y: tuple[str, n
               "sigma_2": None if arch.sigma_2 is None else np.asarray(arch.sigma_2)}
     for name, grid in ((xn, xv[None, :]), (yn, yv[:, None])):
         _check_grid(name, grid, arch.residual)
+        if name in ("sigma_A", "n"):
+            continue
         if name == "alpha":
             values["alpha_A"] = values["alpha_M"] = grid
         else:
@@ -297,6 +303,9 @@ def _check_grid(name: str, grid: np.ndarray, residual: str) -> None:
         if np.any(bad):
             allowed = "[0, 1]" if residual == "interp" else "[0, inf)"
             raise ValueError(f"{name} values must lie in {allowed} for residual={residual!r}")
+    elif name == "n":
+        if np.any((grid < 2) | (grid != np.round(grid))):
+            raise ValueError("n values must be integers >= 2")
     elif np.any(grid <= 0):
         raise ValueError(f"{name} values must be positive (range (0, inf))")
 
@@ -360,8 +369,9 @@ def _exponents(args) -> int:
         raise ValueError(f"q={args.q!r} must be positive (range (0, inf))")
     lam = lambda_a(arch, q=args.q)
     q_star = collapsed_fixed_point(arch).q
-    out = {"lambda_a": lam, "q_star": None if math.isnan(q_star) else q_star,
-           "phase": phase(lam)}
+    # JSON has no infinities: lambda_a = -inf (alpha_A = 1 with interp) is written as null
+    out = {"lambda_a": lam if math.isfinite(lam) else None,
+           "q_star": None if math.isnan(q_star) else q_star, "phase": phase(lam)}
     if args.json:
         print(json.dumps(out))
     else:
@@ -409,6 +419,4 @@ def add_qp(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the 'sampled' softmax")
     parser.set_defaults(handler=_qp)
 
-
-CLI_COMMANDS = [add_exponents, add_qp]
 """The commands this module adds to ``python -m tdyn``."""
