@@ -135,7 +135,11 @@ def test_phase_diagram_is_the_pointwise_closed_form():
     with pytest.raises(ValueError, match="alpha"):
         phase_diagram(BASE, ("alpha", [0.5, 1.5]), ("sigma_w", y))
     with pytest.raises(ValueError, match="grid parameter"):
-        phase_diagram(BASE, ("sigma_A", x), ("sigma_w", y))
+        phase_diagram(BASE, ("d", x), ("sigma_w", y))
+    flat = phase_diagram(BASE, ("sigma_A", x + 0.1), ("n", [2, 16, 64]))
+    np.testing.assert_allclose(flat, lambda_a(BASE), rtol=1e-14)
+    with pytest.raises(ValueError, match="n values"):
+        phase_diagram(BASE, ("sigma_A", x), ("n", [1.5]))
 
 
 def test_phase_labels():

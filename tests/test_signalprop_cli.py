@@ -38,6 +38,13 @@ def test_exponents_plain_pre_ln_has_no_fixed_point_and_prints_text():
     assert text.returncode == 0 and "lambda_a" in text.stdout and "phase" in text.stdout
 
 
+def test_exponents_json_stays_valid_when_attention_removes_every_gap():
+    result = tdyn("exponents", "--alpha-A", "1", "--json")
+    out = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+    assert out["lambda_a"] is None and out["phase"] == "ordered"
+    assert "-inf" in tdyn("exponents", "--alpha-A", "1").stdout
+
+
 def test_qp_json_is_the_theory_trajectory():
     result = tdyn("qp", "--depth", "30", "--q0", "1", "--rho0", "0.9", "--n", "32", *ARGS,
                   "--json")
