@@ -1,0 +1,342 @@
+"""The gradient exponent lambda_g of the transformer family of :mod:`tdyn.architecture`.
+
+Theory (OUR DERIVATION; the paper's own equations could not be read).  Linearize the network
+around the collapsed line, where all n tokens equal one vector x with |x|^2 = q d.  Attention
+is then exactly uniform and its weights do not move to first order (sum_j dA_ij = 0 and every
+value is the same), so a perturbation dX = (dx_1 .. dx_n) splits into two invariant modes:
+
+* the common mode (the same dx on every token, d directions), which the attention branch
+  passes on through W_V, and
+* the (n - 1) d differential modes (sum_i dx_i = 0), which the attention branch annihilates.
+
+At infinite width every sub-block multiplies the expected squared norm of a perturbation by a
+gain that depends only on the norm q of the collapsed state (fresh Gaussian weights per layer,
+branch input independent of the perturbation's direction).  With c_A, c_M the skip
+coefficients, chi = sigma_2^2 sigma_w^2 E[phi'(sigma_w z)^2] and K(1) = sigma_2^2 E[phi(sigma_w
+z)^2] (branch variance sigma_w^2 q_b):
+
+    pre-LN (branch sees LN(x), whose Jacobian is P_perp / sqrt(q)):
+        attention   common: c_A^2 + alpha_A^2 sigma_V^2 / q      differential: c_A^2
+        MLP         both:   c_M^2 + alpha_M^2 chi / q_1,         q_1 = c_A^2 q + alpha_A^2 sigma_V^2
+    post-LN (x <- LN(c x + alpha f(x)), branch variance q_b = 1):
+        attention   common: 1                                     differential: c_A^2 / q_z,
+                    q_z = c_A^2 + alpha_A^2 sigma_V^2
+        MLP         both:   (c_M^2 + alpha_M^2 chi) / (c_M^2 + alpha_M^2 K(1))
+
+The layer gains are G_c (common) and G_d (differential), products of the sub-block gains.  For
+a depth-L network started on the collapsed line the expected squared Frobenius norm of the
+input-output Jacobian J = dX_L / dX_0 is
+
+    E ||J||_F^2 / (n d) = [ prod_l G_c,l + (n - 1) prod_l G_d,l ] / n,
+
+and we define the gradient exponent at depth L as lambda_g(L) = (1/L) log of that, and its
+infinite-depth limit lambda_g = log max(G_c, G_d) = log G_c.  For ``interp`` pre-LN at the
+collapsed fixed point q* and for post-LN, G_d = e^{lambda_a} exactly, so
+
+    lambda_g - lambda_a = log(1 + alpha_A^2 sigma_V^2 / (c_A^2 q*))   (pre-LN)
+                        = log(1 + alpha_A^2 sigma_V^2 / c_A^2)         (post-LN)   > 0,
+
+the two zero lines can meet only where alpha_A = 0.  Parameter gradients see only the common
+mode at collapse: the gradient of a loss with respect to W_V, W_1 or W_2 of any layer depends on
+the back-propagated signal g_i only through sum_i g_i (every token has the same branch input).
+
+Measurement (:func:`measure_jacobian`): autograd through the finite-width simulator of
+:mod:`tdyn.simulate`, either the exact Frobenius norms (all n d vector-Jacobian products) or
+unbiased random-probe estimates E_r |P J^T r|^2 = ||J P||_F^2 with r ~ N(0, I) and error bars.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tdyn.architecture import Architecture, skip_coefficient
+from tdyn.devices import resolve_device
+from tdyn.gaussian import kernel_diagonal, kernel_slope
+from tdyn.signalprop import collapsed_fixed_point
+from tdyn.simulate import (
+    BatchScales,
+    DenseWeights,
+    attention_update,
+    mlp_update,
+    replicate_seed,
+)
+
+
+@dataclass(frozen=True)
+class LayerGains:
+    """Per-sub-block gains of the expected squared norm of a perturbation (module docstring).
+
+    ``q`` is the collapsed state's norm at the layer input, ``q_next`` at its output.
+    """
+
+    q: float
+    attention_common: float
+    attention_differential: float
+    mlp: float
+    q_next: float
+
+    @property
+    def common(self) -> float:
+        """G_c: the layer's gain on the common mode."""
+        return self.attention_common * self.mlp
+
+    @property
+    def differential(self) -> float:
+        """G_d: the layer's gain on each differential mode."""
+        return self.attention_differential * self.mlp
+
+
+def _kernels(arch: Architecture) -> tuple[float, float]:
+    """(K(1), chi) of the MLP branch, whose input has unit norm per coordinate (q_b = 1) in
+    both LN placements of the collapsed state."""
+    s2 = arch.readout_scale**2
+    var = arch.sigma_w**2
+    return s2 * float(kernel_diagonal(arch.phi, var)), s2 * float(kernel_slope(arch.phi, var))
+
+
+def layer_gains(arch: Architecture, q: float = 1.0) -> LayerGains:
+    """The gains of one layer on the collapsed line at input norm ``q`` (infinite width).
+
+    For post-LN the state always has q = 1 and ``q`` is ignored.
+    """
+    if not (math.isfinite(q) and q > 0):
+        raise ValueError(f"q={q!r} must be a positive finite number (range (0, inf))")
+    c2a, c2m = arch.skip_A**2, arch.skip_M**2
+    a2a, a2m, v2 = arch.alpha_A**2, arch.alpha_M**2, arch.sigma_V**2
+    if arch.norm == "post":
+        qz = c2a + a2a * v2
+        k1, chi = _kernels(arch)
+        mlp = (c2m + a2m * chi) / (c2m + a2m * k1)
+        return LayerGains(1.0, 1.0, c2a / qz, mlp, 1.0)
+    q1 = c2a * q + a2a * v2
+    k1, chi = _kernels(arch)
+    return LayerGains(q, c2a + a2a * v2 / q, c2a, c2m + a2m * chi / q1, c2m * q1 + a2m * k1)
+
+
+def default_start(arch: Architecture) -> float:
+    """The norm where the theory starts by default: q* of the collapsed fixed point, or 1 where
+    there is none (``plain`` pre-LN, the identity map)."""
+    q_star = collapsed_fixed_point(arch).q
+    return 1.0 if math.isnan(q_star) else q_star
+
+
+def mode_log_gains(arch: Architecture, depth: int, q0: float | None = None
+                   ) -> tuple[float, float]:
+    """(log prod_l G_c,l, log prod_l G_d,l) over ``depth`` layers on the collapsed line from norm
+    ``q0`` (default :func:`default_start`), following q_l through the layers."""
+    if not (isinstance(depth, int | np.integer) and depth >= 1):
+        raise ValueError(f"depth={depth!r} must be an integer >= 1")
+    q = default_start(arch) if q0 is None else float(q0)
+    log_c = log_d = 0.0
+    for _ in range(depth):
+        g = layer_gains(arch, q)
+        log_c += math.log(g.common)
+        log_d += math.log(g.differential)
+        q = g.q_next
+    return log_c, log_d
+
+
+def lambda_g(arch: Architecture, depth: int | None = None, q0: float | None = None) -> float:
+    """The gradient exponent lambda_g (module docstring).
+
+    ``depth=None``: the infinite-depth rate log G_c at the start norm ``q0`` (default q*, or 1
+    for ``plain`` pre-LN, where q grows and this is a one-layer rate, as for lambda_a).
+    ``depth=L``: (1/L) log{[prod G_c + (n - 1) prod G_d] / n}, the per-layer growth of
+    E ||dX_L/dX_0||_F^2 / (n d).
+    """
+    if depth is None:
+        q = default_start(arch) if q0 is None else float(q0)
+        return math.log(layer_gains(arch, q).common)
+    log_c, log_d = mode_log_gains(arch, depth, q0)
+    n = arch.n
+    top = max(log_c, log_d)
+    total = top + math.log(math.exp(log_c - top) + (n - 1) * math.exp(log_d - top)) - math.log(n)
+    return total / depth
+
+
+def lambda_common(arch: Architecture, q0: float | None = None) -> float:
+    """log G_c: the common-mode rate (= lambda_g at infinite depth, and the rate of the
+    parameter gradients)."""
+    return lambda_g(arch, None, q0)
+
+
+def lambda_differential(arch: Architecture, q0: float | None = None) -> float:
+    """log G_d: the rate of each differential mode (= lambda_a for ``interp`` pre-LN at q* and
+    for post-LN)."""
+    q = default_start(arch) if q0 is None else float(q0)
+    return math.log(layer_gains(arch, q).differential)
+
+
+def gradient_exponents(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None,
+                       phi: str = "tanh", residual: str = "interp", norm: str = "pre",
+                       q=1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(log G_c, log G_d) at the collapsed fixed point, vectorized over broadcastable arrays
+    (for phase diagrams).  ``q`` is the norm used for ``plain`` pre-LN (no fixed point)."""
+    alpha_A, alpha_M, sigma_w, sigma_V, q = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (alpha_A, alpha_M, sigma_w, sigma_V, q)))
+    s2 = sigma_w if sigma_2 is None else np.asarray(sigma_2, dtype=float)
+    k1 = s2**2 * kernel_diagonal(phi, sigma_w**2)
+    chi = s2**2 * kernel_slope(phi, sigma_w**2)
+    c2a = skip_coefficient(alpha_A, residual) ** 2
+    c2m = skip_coefficient(alpha_M, residual) ** 2
+    a2a, a2m, v2 = alpha_A**2, alpha_M**2, sigma_V**2
+    if norm == "post":
+        mlp = np.log((c2m + a2m * chi) / (c2m + a2m * k1))
+        return mlp, mlp + np.log(c2a / (c2a + a2a * v2))
+    if norm != "pre":
+        raise ValueError(f"norm={norm!r} is not allowed; choose one of ('pre', 'post')")
+    if residual == "interp":
+        denom = 1.0 - c2a * c2m
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = np.where(denom > 0, (c2m * a2a * v2 + a2m * k1) / denom, 1.0)
+    q1 = c2a * q + a2a * v2
+    mlp = np.log(c2m + a2m * chi / q1)
+    with np.errstate(divide="ignore"):
+        return np.log(c2a + a2a * v2 / q) + mlp, np.log(c2a) + mlp
+
+
+def joint_phase(lam_a, lam_g) -> np.ndarray:
+    """Region labels: ``ordered``/``chaotic`` (sign of lambda_a) x ``vanishing``/``exploding``
+    (sign of lambda_g), e.g. ``ordered-vanishing``."""
+    lam_a, lam_g = np.broadcast_arrays(np.asarray(lam_a), np.asarray(lam_g))
+    forward = np.where(lam_a < 0, "ordered", "chaotic")
+    backward = np.where(lam_g < 0, "vanishing", "exploding")
+    return np.char.add(np.char.add(forward, "-"), backward)
+
+
+# --------------------------------------------------------------------------------------------
+# Measurement by autograd on finite-width random transformers
+
+
+@dataclass(frozen=True)
+class JacobianMeasurement:
+    """Squared Frobenius norms of dX_L/dX_0 split into modes, one value per architecture and
+    seed (shape (P, S)): ``common`` = ||J P_c||_F^2 / d and ``differential`` = ||J P_d||_F^2 /
+    ((n - 1) d), each an estimate of prod G; ``total`` = ||J||_F^2 / (n d).  For the probe
+    method ``*_sem`` holds the standard error of each value over the probes (zero when exact).
+    ``param_grads[P, S, l]``: ||d(r . X_L) / dW_2^(l)||_F^2 of layer l = 1..L for one probe r,
+    whose ratio across layers follows the common mode (module docstring)."""
+
+    archs: tuple[Architecture, ...]
+    depth: int
+    common: np.ndarray
+    differential: np.ndarray
+    common_sem: np.ndarray
+    differential_sem: np.ndarray
+    param_grads: np.ndarray
+
+    @property
+    def total(self) -> np.ndarray:
+        """||J||_F^2 / (n d)."""
+        n = self.archs[0].n
+        return (self.common + (n - 1) * self.differential) / n
+
+    def exponents(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per-layer rates (1/L) log of the seed means of common, differential and total, each
+        with a delta-method standard error over seeds: {name: (mean, sem)} per architecture."""
+        out = {}
+        for name in ("common", "differential", "total"):
+            values = getattr(self, name)
+            mean = values.mean(axis=1)
+            s = values.shape[1]
+            sem = values.std(axis=1, ddof=1) / np.sqrt(s) if s > 1 else np.full_like(mean,
+                                                                                     np.nan)
+            out[name] = (np.log(mean) / self.depth, sem / mean / self.depth)
+        return out
+
+
+METHODS = ("exact", "probe")
+
+
+def _collapsed_tokens(n: int, d: int, q: float, generator: torch.Generator, dtype,
+                      device) -> torch.Tensor:
+    """n identical tokens x with |x|^2 = q d (a random direction)."""
+    x = torch.randn(d, generator=generator, dtype=dtype, device=device)
+    x = x * math.sqrt(q * d) / torch.linalg.vector_norm(x)
+    return x.expand(n, d).clone()
+
+
+def measure_jacobian(archs: Architecture | Sequence[Architecture], depth: int,
+                     q0: float | Sequence[float] | None = None, n_seeds: int = 8,
+                     seed: int = 0, method: str = "exact", n_probes: int = 16,
+                     device: str = "cpu", dtype=torch.float64) -> JacobianMeasurement:
+    """Measure the mode-resolved Jacobian norms of ``depth`` random blocks by autograd.
+
+    Tokens start on the collapsed line at norm ``q0`` (default :func:`default_start` per
+    architecture).  Weights are dense Gaussian draws (:class:`tdyn.simulate.DenseWeights`),
+    seeded per replicate like :func:`tdyn.simulate.simulate`.  ``exact``: all n d
+    vector-Jacobian products (use for n d up to a few hundred); ``probe``: ``n_probes``
+    Gaussian probes r, each giving the unbiased estimates |P_c J^T r|^2 and |P_d J^T r|^2.
+    """
+    if isinstance(archs, Architecture):
+        archs = [archs]
+    archs = tuple(archs)
+    if not archs:
+        raise ValueError("archs must contain at least one Architecture")
+    for key in ("n", "d", "phi", "residual", "norm", "mlp_ratio"):
+        values = {getattr(a, key) for a in archs}
+        if len(values) > 1:
+            raise ValueError(f"all architectures of a batch must share {key}; got {values}")
+    if not (isinstance(depth, int) and depth >= 1):
+        raise ValueError(f"depth={depth!r} must be an integer >= 1")
+    if not (isinstance(n_seeds, int) and n_seeds >= 1):
+        raise ValueError(f"n_seeds={n_seeds!r} must be an integer >= 1")
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not allowed; choose one of {METHODS}")
+    if not (isinstance(n_probes, int) and n_probes >= 2):
+        raise ValueError(f"n_probes={n_probes!r} must be an integer >= 2")
+    if q0 is None:
+        q0 = [default_start(a) for a in archs]
+    q0 = np.broadcast_to(np.asarray(q0, dtype=float), (len(archs),))
+    if not np.all(q0 > 0):
+        raise ValueError(f"q0={q0!r} must be positive (range (0, inf))")
+    dev = resolve_device(device)
+    a0 = archs[0]
+    n, d, hidden, n_arch = a0.n, a0.d, a0.hidden, len(archs)
+    gens = [torch.Generator(device=dev).manual_seed(replicate_seed(seed, k))
+            for k in range(n_seeds)]
+    x0 = torch.stack([_collapsed_tokens(n, d, 1.0, g, dtype, dev) for g in gens])
+    scale = torch.tensor(np.sqrt(q0), dtype=dtype, device=dev).repeat_interleave(n_seeds)
+    x0 = (x0.repeat(n_arch, 1, 1) * scale[:, None, None]).requires_grad_(True)
+    scales = BatchScales.of(archs, n_seeds, dtype, dev)
+    layers = [DenseWeights(d, hidden, gens, dtype, dev, repeat=n_arch) for _ in range(depth)]
+    w2 = [w.matrices["W2"].requires_grad_(True) for w in layers]
+    x = x0
+    for w in layers:
+        x = attention_update(x, w, scales, a0.norm)
+        x = mlp_update(x, w, scales, a0.phi, a0.norm, hidden)
+    batch = x.shape[0]
+    if method == "exact":
+        eye = torch.eye(n * d, dtype=dtype, device=dev).reshape(n * d, 1, n, d)
+        cotangents = eye.expand(n * d, batch, n, d)
+    else:
+        probe_gen = torch.Generator(device=dev).manual_seed(replicate_seed(seed, -1 % 2**31))
+        cotangents = torch.randn(n_probes, batch, n, d, generator=probe_gen, dtype=dtype,
+                                 device=dev)
+    (rows,) = torch.autograd.grad(x, x0, cotangents, is_grads_batched=True, retain_graph=True)
+    mean = rows.mean(dim=2, keepdim=True)  # P_c J^T r: the token average, repeated
+    common = (mean**2).sum(dim=(2, 3)) * n  # |P_c v|^2 = n |mean|^2, shape (K, batch)
+    differential = ((rows - mean) ** 2).sum(dim=(2, 3))
+    if method == "exact":
+        c_val, d_val = common.sum(0), differential.sum(0)
+        c_sem = d_sem = torch.zeros_like(c_val)
+    else:
+        k = cotangents.shape[0]
+        c_val, d_val = common.mean(0), differential.mean(0)
+        c_sem, d_sem = common.std(0) / math.sqrt(k), differential.std(0) / math.sqrt(k)
+    grads = torch.autograd.grad(x, w2, cotangents[0])
+    param = torch.stack([(g**2).sum(dim=(1, 2)) for g in grads], dim=-1)
+
+    def shaped(t, norm):
+        return (t.detach().cpu().numpy() / norm).reshape(n_arch, n_seeds, *t.shape[1:])
+
+    return JacobianMeasurement(
+        archs=archs, depth=depth,
+        common=shaped(c_val, d), differential=shaped(d_val, (n - 1) * d),
+        common_sem=shaped(c_sem, d), differential_sem=shaped(d_sem, (n - 1) * d),
+        param_grads=shaped(param, 1.0))
