@@ -285,6 +285,8 @@ def _snapshot(params, data, fwd, grads) -> dict:
         "u_norm2": u @ u,
         "S": S,
         "g_ratio": fwd.g.max() / fwd.g.min(),
+        "g_ratio_type": np.array([fwd.g[data.types == k].max() / fwd.g[data.types == k].min()
+                                  for k in range(1, 5)]),
         "lemma44_bound": lemma44_bound(margins, data.types),
         "attn_dev": np.abs(fwd.P - 1.0 / data.L).max(),
         "attn_common": (fwd.P * (data.tokens == COMMON)[:, None, :]).sum(axis=2).mean(),
@@ -315,7 +317,8 @@ def train(
     ``type_margin`` (smallest y F per type), ``min_margin``, ``G`` (G(mu_1..3)), ``Gdot``,
     ``G_random_maxabs``, ``scores`` (:data:`SCORE_PAIRS`), ``gram`` (W_V Gram entries 12, 13,
     23, 11, 22), ``u_norm2`` (||W^T a||^2), ``S`` (g sums per type), ``lemma44``, ``R``,
-    ``g_ratio`` (max_i g_i / min_i g_i), ``lemma44_bound``, ``attn_dev`` (max |p - 1/L|),
+    ``g_ratio`` (max_i g_i / min_i g_i over all samples), ``g_ratio_type`` (the same within
+    each type), ``lemma44_bound``, ``attn_dev`` (max |p - 1/L|),
     ``attn_common`` (mean attention on mu_3) and, with ``test``, ``test_loss``.
     """
     if not lr > 0:
