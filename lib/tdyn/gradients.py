@@ -264,7 +264,8 @@ def _collapsed_tokens(n: int, d: int, q: float, generator: torch.Generator, dtyp
 def measure_jacobian(archs: Architecture | Sequence[Architecture], depth: int,
                      q0: float | Sequence[float] | None = None, n_seeds: int = 8,
                      seed: int = 0, method: str = "exact", n_probes: int = 16,
-                     device: str = "cpu", dtype=torch.float64) -> JacobianMeasurement:
+                     device: str = "cpu", dtype=torch.float64,
+                     cpu_threads: int | None = 1) -> JacobianMeasurement:
     """Measure the mode-resolved Jacobian norms of ``depth`` random blocks by autograd.
 
     Tokens start on the collapsed line at norm ``q0`` (default :func:`default_start` per
@@ -272,6 +273,7 @@ def measure_jacobian(archs: Architecture | Sequence[Architecture], depth: int,
     seeded per replicate like :func:`tdyn.simulate.simulate`.  ``exact``: all n d
     vector-Jacobian products (use for n d up to a few hundred); ``probe``: ``n_probes``
     Gaussian probes r, each giving the unbiased estimates |P_c J^T r|^2 and |P_d J^T r|^2.
+    ``cpu_threads``: torch's intra-op threads on the CPU, as in :func:`tdyn.simulate.simulate`.
     """
     if isinstance(archs, Architecture):
         archs = [archs]
@@ -296,6 +298,18 @@ def measure_jacobian(archs: Architecture | Sequence[Architecture], depth: int,
     if not np.all(q0 > 0):
         raise ValueError(f"q0={q0!r} must be positive (range (0, inf))")
     dev = resolve_device(device)
+    previous = torch.get_num_threads()
+    if dev.type == "cpu" and cpu_threads is not None:
+        torch.set_num_threads(cpu_threads)
+    try:
+        return _measure(archs, depth, q0, n_seeds, seed, method, n_probes, dev, dtype)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _measure(archs, depth, q0, n_seeds, seed, method, n_probes, dev,
+             dtype) -> JacobianMeasurement:
+    """The autograd measurement of :func:`measure_jacobian`."""
     a0 = archs[0]
     n, d, hidden, n_arch = a0.n, a0.d, a0.hidden, len(archs)
     gens = [torch.Generator(device=dev).manual_seed(replicate_seed(seed, k))
