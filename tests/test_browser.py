@@ -12,6 +12,7 @@ Skips, with the reason, only when Chromium or ChromeDriver is not installed (Deb
 import functools
 import http.server
 import importlib.util
+import os
 import re
 import shutil
 import tempfile
@@ -65,7 +66,14 @@ def site():
     spec = importlib.util.spec_from_file_location("build_book", ROOT / "tools" / "build_book.py")
     build_book = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build_book)
-    assert build_book.build(ROOT / "book", build_book.KEYED_PATHS) == 0, "the book must build"
+    # The book plots the published results in data/, not the temporary run store that
+    # conftest.py gives the other tests.
+    test_data = os.environ.pop("TDYN_DATA", None)
+    try:
+        assert build_book.build(ROOT / "book", build_book.KEYED_PATHS) == 0, "the book must build"
+    finally:
+        if test_data is not None:
+            os.environ["TDYN_DATA"] = test_data
     handler = functools.partial(QuietHandler, directory=str(HTML))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
