@@ -115,9 +115,11 @@ def test_predictor_summary_has_one_row_per_feature_set():
     import pandas as pd
 
     summary = predictor_summary(pd.DataFrame(rows), n_splits=10)
-    assert len(summary) == 4
-    best = summary.set_index("features").loc["lambda_a", "r2_mean"]
-    assert best > 0.99  # the loss here is a quadratic of lambda_a
+    assert len(summary) == 5
+    fit = summary.set_index("predictor").loc["|lambda_a| (linear)", "r2_median"]
+    assert fit < 0.99  # (lambda_a)^2 is not linear in |lambda_a| ...
+    quad = summary.set_index("predictor").loc["quadratic in lambda_a, lambda_g", "r2_median"]
+    assert quad > 0.99  # ... but it is a quadratic of (lambda_a, lambda_g)
 
 
 def test_invalid_inputs_raise():

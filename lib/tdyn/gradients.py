@@ -50,6 +50,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -94,9 +95,14 @@ class LayerGains:
 def _kernels(arch: Architecture) -> tuple[float, float]:
     """(K(1), chi) of the MLP branch, whose input has unit norm per coordinate (q_b = 1) in
     both LN placements of the collapsed state."""
-    s2 = arch.readout_scale**2
-    var = arch.sigma_w**2
-    return s2 * float(kernel_diagonal(arch.phi, var)), s2 * float(kernel_slope(arch.phi, var))
+    return _kernels_cached(arch.phi, arch.sigma_w, arch.readout_scale)
+
+
+@lru_cache(maxsize=4096)
+def _kernels_cached(phi: str, sigma_w: float, sigma_2: float) -> tuple[float, float]:
+    var = sigma_w**2
+    return (sigma_2**2 * float(kernel_diagonal(phi, var)),
+            sigma_2**2 * float(kernel_slope(phi, var)))
 
 
 def layer_gains(arch: Architecture, q: float = 1.0) -> LayerGains:
@@ -133,8 +139,12 @@ def mode_log_gains(arch: Architecture, depth: int, q0: float | None = None
         raise ValueError(f"depth={depth!r} must be an integer >= 1")
     q = default_start(arch) if q0 is None else float(q0)
     log_c = log_d = 0.0
-    for _ in range(depth):
+    for done in range(depth):
         g = layer_gains(arch, q)
+        if abs(g.q_next - q) <= 1e-12 * q:  # at a fixed point: the remaining layers repeat
+            remaining = depth - done
+            return (log_c + remaining * math.log(g.common),
+                    log_d + remaining * math.log(g.differential))
         log_c += math.log(g.common)
         log_d += math.log(g.differential)
         q = g.q_next
@@ -153,10 +163,18 @@ def lambda_g(arch: Architecture, depth: int | None = None, q0: float | None = No
         q = default_start(arch) if q0 is None else float(q0)
         return math.log(layer_gains(arch, q).common)
     log_c, log_d = mode_log_gains(arch, depth, q0)
-    n = arch.n
-    top = max(log_c, log_d)
-    total = top + math.log(math.exp(log_c - top) + (n - 1) * math.exp(log_d - top)) - math.log(n)
-    return total / depth
+    return float(finite_depth_exponent(log_c / depth, log_d / depth, arch.n, depth))
+
+
+def finite_depth_exponent(lam_c, lam_d, n, depth):
+    """lambda_g(L) = (1/L) log{[e^{L lam_c} + (n - 1) e^{L lam_d}] / n} for constant per-layer
+    rates (vectorized; stable for large L)."""
+    if not (isinstance(depth, int | np.integer) and depth >= 1):
+        raise ValueError(f"depth={depth!r} must be an integer >= 1")
+    lam_c, lam_d, n = (np.asarray(v, dtype=float) for v in (lam_c, lam_d, n))
+    if np.any(n < 2):
+        raise ValueError(f"n={n!r} must be >= 2 (number of tokens)")
+    return (np.logaddexp(depth * lam_c, np.log(n - 1) + depth * lam_d) - np.log(n)) / depth
 
 
 def lambda_common(arch: Architecture, q0: float | None = None) -> float:
