@@ -123,7 +123,10 @@ def test_failing_cell_fails_the_build_naming_chapter_and_cell(tmp_path, capfd):
     text = out.out + out.err
     assert "chapter book/broken failed to execute" in text
     assert "answer = 1 / 0" in text and "ZeroDivisionError" in text
-    assert not (book / "_build" / ".cache-key").exists(), "a failed build must not be cached"
+    assert not (book / "_build" / ".build-ok").exists(), "a failed build must not count as done"
+    # Nothing changed, yet the failing chapter is executed and reported again.
+    assert build_book.build(book, []) != 0
+    assert "answer = 1 / 0" in capfd.readouterr().out
 
 
 @pytest.mark.slow
@@ -145,3 +148,20 @@ def test_build_brings_loopback_up_in_a_namespace_without_network():
     result = subprocess.run(["unshare", "-n", sys.executable, "-c", code,
                              str(ROOT / "tools" / "build_book.py")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_changed_library_contents_are_never_served_from_the_cache(tmp_path):
+    # The chapter's code does not change, only a file under a keyed path (as lib/ would):
+    # jupyter-cache alone would serve the old output; the build must execute it again.
+    lib = tmp_path / "fake_lib"
+    lib.mkdir()
+    (lib / "value.txt").write_text("first-value")
+    book = _tiny_book(tmp_path, "# Reads the library\n\n```{code-cell} ipython3\n"
+                      f"print(open({str(lib / 'value.txt')!r}).read())\n```\n")
+    page = book / "_build" / "html" / "broken.html"
+    assert build_book.build(book, [lib]) == 0
+    assert "first-value" in page.read_text()
+    (lib / "value.txt").write_text("second-value")
+    assert build_book.build(book, [lib]) == 0
+    assert "second-value" in page.read_text() and "first-value" not in page.read_text()

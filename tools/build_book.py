@@ -4,8 +4,8 @@ Called by ``make book``.  Steps:
 
 1. Key the execution cache on the contents of everything a chapter's outputs depend on
    besides its own code cells (``lib/``, ``data/``, ``pyproject.toml``).  jupyter-cache
-   already re-executes a chapter whose code changed; when the key changes, the cache and
-   Sphinx's environment are cleared, so every chapter is executed and read again.
+   already re-executes a chapter whose code changed; when the key changes, the cache is
+   cleared and every chapter is executed and read again.
 2. Run ``jupyter-book build`` with warnings as errors and nitpicky cross-references.
 3. On failure, name each chapter whose execution failed and print its cell traceback.
 4. Check that the HTML loads nothing from the network: every script, stylesheet and image
@@ -95,23 +95,35 @@ def ensure_loopback() -> None:
 
 
 def build(book: Path, keyed_paths: list[Path]) -> int:
-    """Build ``book`` strictly; returns 0 on success, non-zero with a report otherwise."""
+    """Build ``book`` strictly; returns 0 on success, non-zero with a report otherwise.
+
+    Two stamps in ``_build/``: ``.cache-key`` names the library state the execution cache was
+    made with (the cache is cleared when it differs); ``.build-ok`` exists only after a
+    successful build.  Without it every chapter is read again (``--all``), so a chapter that
+    failed last time is executed and reported again instead of being taken as up to date;
+    chapters that succeeded are then served from the execution cache.
+    """
     ensure_loopback()
     build_dir = book / "_build"
-    key_file = build_dir / ".cache-key"
+    key_file, ok_file = build_dir / ".cache-key", build_dir / ".build-ok"
     key = cache_key(keyed_paths)
-    rebuild_all = not key_file.exists() or key_file.read_text().strip() != key
-    if rebuild_all and build_dir.exists():
+    if key_file.exists() and key_file.read_text().strip() != key:
         print("the library, data or dependencies changed: clearing the execution cache",
               flush=True)
         shutil.rmtree(build_dir / ".jupyter_cache", ignore_errors=True)
+        ok_file.unlink(missing_ok=True)
+    read_all = not ok_file.exists()
+    if read_all:
         shutil.rmtree(build_dir / ".doctrees", ignore_errors=True)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(key + "\n")
+    ok_file.unlink(missing_ok=True)
     shutil.rmtree(build_dir / "html" / "reports", ignore_errors=True)
     cmd = [
         str(Path(sys.executable).parent / "jupyter-book"), "build", str(book),
         "--warningiserror", "--nitpick", "--keep-going",
     ]
-    if rebuild_all:
+    if read_all:
         cmd.append("--all")
     result = subprocess.run(cmd, cwd=book.parent)
     if result.returncode != 0:
@@ -122,7 +134,7 @@ def build(book: Path, keyed_paths: list[Path]) -> int:
     if problems:
         print("\nmake book FAILED: the built pages need the network:", *problems, sep="\n  ")
         return 1
-    key_file.write_text(key + "\n")
+    ok_file.touch()
     print(f"\nBook built: open {build_dir / 'html' / 'index.html'}")
     return 0
 

@@ -1,9 +1,12 @@
-"""Sphinx extension: emit each script of a page once.
+"""Sphinx extension: the scripts every page needs, each once.
 
-Under jupyter-book 1.x the inline scripts of sphinx-thebe and sphinx-togglebutton reach each
-page twice (once registered with file name ``None``, once with ``""``), so every page declared
-``const THEBE_JS_URL`` twice and the browser reported a SyntaxError.  This keeps one copy of
-each script (same file, priority and inline body).
+* MathJax on every page.  Sphinx loads it only on pages whose body has math, but chapter
+  titles with math appear in the navigation of every page (the sidebar, search, index), and
+  stayed raw TeX there.
+* No duplicated scripts.  Under jupyter-book 1.x the inline scripts of sphinx-thebe and
+  sphinx-togglebutton reach each page twice (once registered with file name ``None``, once
+  with ``""``), so every page declared ``const THEBE_JS_URL`` twice and the browser reported
+  a SyntaxError.  This keeps one copy of each script (same file, priority and inline body).
 """
 
 
@@ -20,6 +23,7 @@ def _drop_duplicate_scripts(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
+    app.set_html_assets_policy("always")
     # Run after the theme and the other extensions have added their page scripts.
     app.connect("html-page-context", _drop_duplicate_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
