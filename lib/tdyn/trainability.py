@@ -355,7 +355,8 @@ def sweep_configs(params: dict) -> list[dict]:
             for a in alphas for w in sigmas for k in range(params["n_seeds"])]
 
 
-def _task_and_settings(params: dict) -> tuple[TopicTask, TrainSettings]:
+def task_and_settings(params: dict) -> tuple[TopicTask, TrainSettings]:
+    """The task and training settings named by a sweep's parameters."""
     task = TopicTask(vocab=params["vocab"], topics=params["topics"],
                      seq_len=params["seq_len"], n_masked=params["n_masked"],
                      concentration=params["concentration"], seed=params["task_seed"])
@@ -400,7 +401,7 @@ def run_sweep(run, configs: Sequence[dict], params: dict) -> int:
     pending = list(run.pending(configs))
     if not pending:
         return 0
-    task, settings = _task_and_settings(params)
+    task, settings = task_and_settings(params)
     members = [Member(c["alpha"], c["alpha"], c["sigma_w"], params["sigma_A"],
                       seed=replicate_seed(params["seed"], c["seed_index"])) for _, c in pending]
     result = train_ensemble(members, task, settings, device=params["device"])
