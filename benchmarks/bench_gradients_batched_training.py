@@ -19,7 +19,13 @@ import yaml
 
 from tdyn.runs import REPO_ROOT
 from tdyn.simulate import replicate_seed
-from tdyn.trainability import Member, sweep_configs, task_and_settings, train_ensemble
+from tdyn.trainability import (
+    Member,
+    TrainSettings,
+    sweep_configs,
+    task_and_settings,
+    train_ensemble,
+)
 
 
 def main(steps: int = 40, device: str = "cpu", dtype=torch.float32) -> None:
@@ -30,6 +36,9 @@ def main(steps: int = 40, device: str = "cpu", dtype=torch.float32) -> None:
     members = [Member(c["alpha"], c["alpha"], c["sigma_w"], params["sigma_A"],
                       seed=replicate_seed(params["seed"], c["seed_index"]))
                for c in sweep_configs(params)]
+    warm = TrainSettings(d=settings.d, depth=settings.depth, steps=2, batch=settings.batch,
+                         test_size=8, eval_every=2)
+    train_ensemble(members[:2], task, warm, device=device, dtype=dtype)  # warm-up, untimed
     start = time.perf_counter()
     batched = train_ensemble(members, task, settings, device=device, dtype=dtype)
     t_batched = time.perf_counter() - start
