@@ -13,6 +13,7 @@ import pytest
 
 from tdyn.architecture import Architecture
 from tdyn.cli import main
+from tdyn.gradients import lambda_g
 from tdyn.signalprop import collapsed_fixed_point, lambda_a, trajectory
 
 
@@ -36,8 +37,9 @@ def test_python_dash_m_tdyn_exponents_in_a_subprocess():
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert set(out) == {"lambda_a", "q_star", "phase"}
+    assert set(out) == {"lambda_a", "lambda_g", "q_star", "phase"}
     assert out["lambda_a"] == pytest.approx(lambda_a(Architecture(sigma_w=2.0)), rel=1e-12)
+    assert out["lambda_g"] == pytest.approx(lambda_g(Architecture(sigma_w=2.0)), rel=1e-12)
 
 
 @pytest.mark.parametrize(("residual", "norm"), [("interp", "pre"), ("plain", "post")])
@@ -46,19 +48,24 @@ def test_exponents_json_matches_the_library(tdyn, residual, norm):
                                 "--json")
     assert code == 0, stderr
     out = json.loads(stdout)
-    assert set(out) == {"lambda_a", "q_star", "phase"}
+    assert set(out) == {"lambda_a", "lambda_g", "q_star", "phase"}
     arch = Architecture(alpha_A=0.5, alpha_M=0.5, sigma_A=1.0, sigma_w=2.0, residual=residual,
                         norm=norm)
     assert out["lambda_a"] == pytest.approx(lambda_a(arch), rel=1e-12)
+    assert out["lambda_g"] == pytest.approx(lambda_g(arch), rel=1e-12)
+    # Attention passes the common mode that it removes from the differences: lambda_g > lambda_a.
+    assert out["lambda_g"] > out["lambda_a"]
     assert out["q_star"] == pytest.approx(collapsed_fixed_point(arch).q, rel=1e-12)
     assert out["phase"] == ("chaotic" if out["lambda_a"] > 0 else "ordered")
 
 
 def test_exponents_plain_pre_ln_has_no_fixed_point_and_prints_text(tdyn):
-    assert json.loads(tdyn("exponents", *ARGS, "--residual", "plain", "--json")[1])[
-        "q_star"] is None
+    out = json.loads(tdyn("exponents", *ARGS, "--residual", "plain", "--q", "2", "--json")[1])
+    assert out["q_star"] is None
+    arch = Architecture(alpha_A=0.5, alpha_M=0.5, sigma_w=2.0, residual="plain")
+    assert out["lambda_g"] == pytest.approx(lambda_g(arch, q0=2.0), rel=1e-12)
     code, stdout, _ = tdyn("exponents", *ARGS, "--phi", "erf")
-    assert code == 0 and "lambda_a" in stdout and "phase" in stdout
+    assert code == 0 and "lambda_a" in stdout and "lambda_g" in stdout and "phase" in stdout
 
 
 def test_exponents_json_stays_valid_when_attention_removes_every_gap(tdyn):

@@ -367,15 +367,20 @@ def _exponents(args) -> int:
     arch = _architecture_from(args)
     if not args.q > 0:
         raise ValueError(f"q={args.q!r} must be positive (range (0, inf))")
+    from tdyn.gradients import lambda_g  # tdyn.gradients imports this module
+
     lam = lambda_a(arch, q=args.q)
+    no_fixed_point = arch.residual == "plain" and arch.norm == "pre"
+    lam_g = lambda_g(arch, q0=args.q if no_fixed_point else None)
     q_star = collapsed_fixed_point(arch).q
     # JSON has no infinities: lambda_a = -inf (alpha_A = 1 with interp) is written as null
-    out = {"lambda_a": lam if math.isfinite(lam) else None,
+    out = {"lambda_a": lam if math.isfinite(lam) else None, "lambda_g": lam_g,
            "q_star": None if math.isnan(q_star) else q_star, "phase": phase(lam)}
     if args.json:
         print(json.dumps(out))
     else:
         print(f"lambda_a = {lam:+.6f}   (per layer)")
+        print(f"lambda_g = {lam_g:+.6f}   (per layer, infinite depth)")
         print("q_star   = " + ("none (q grows without bound)" if out["q_star"] is None
                                 else f"{q_star:.6f}"))
         print(f"phase    = {out['phase']}")
@@ -383,12 +388,14 @@ def _exponents(args) -> int:
 
 
 def add_exponents(subparsers) -> None:
-    """``python -m tdyn exponents``: lambda_a, the collapsed fixed point q* and the phase."""
+    """``python -m tdyn exponents``: lambda_a, lambda_g, the collapsed fixed point q*, phase."""
     parser = subparsers.add_parser(
-        "exponents", help="angle exponent lambda_a, collapsed fixed point q*, phase (theory)")
+        "exponents",
+        help="exponents lambda_a and lambda_g, collapsed fixed point q*, phase (theory)")
     _add_architecture_arguments(parser)
     parser.add_argument("--q", type=float, default=1.0,
-                        help="norm at which lambda_a is taken for plain pre-LN (no fixed point)")
+                        help="norm at which the exponents are taken for plain pre-LN "
+                        "(no fixed point)")
     parser.set_defaults(handler=_exponents)
 
 
