@@ -149,3 +149,27 @@ def test_sequences_longer_than_the_positions_are_refused():
     model = build_model("standard", max_len=8)
     with pytest.raises(ValueError, match="max_len"):
         model(torch.zeros(1, 9, dtype=torch.long))
+
+
+def test_committed_cpu_profile_results():
+    # The committed run of the CPU profile (data/markov_full/): on (0.5, 0.8) the standard
+    # initialization sits on the unigram plateau at steps 100-300, and the proposed one ends
+    # within 0.012 nats of the Bayes loss of its held-out set, in every seed.
+    from tdyn.runs import REPO_ROOT, load_results
+
+    table, provenance = load_results("markov_full", root=REPO_ROOT / "data")
+    params = provenance["params"]
+    assert provenance["status"] == "complete" and (table.status == "ok").all()
+    base = table[(table.p == 0.5) & (table.q == 0.8) & (table.schedule == "base")]
+    assert set(base.init) >= {"standard", "proposed"}
+    unigram = markov.unigram_loss(0.5, 0.8)
+    for _, row in base.iterrows():
+        steps, loss = np.array(row.record_steps), np.array(row.eval_loss)
+        held_out = markov.sample(0.5, 0.8, params["eval_batch"], params["seq_len"] + 1,
+                                 rng=params["seed"] + 10 * row.seed_index + 2)
+        bayes = markov.log_loss_per_sequence(held_out, 0.5, 0.8).mean()
+        if row.init == "standard":
+            plateau = loss[(steps >= 100) & (steps <= 300)]
+            assert np.all(np.abs(plateau - unigram) < 0.01)
+        if row.init == "proposed":
+            assert row.final_eval_loss - bayes < 0.012
