@@ -155,9 +155,9 @@ def test_committed_cpu_profile_results():
     # The committed run of the CPU profile (data/markov_full/): on (0.5, 0.8) the standard
     # initialization sits on the unigram plateau at steps 100-300, and the proposed one ends
     # within 0.012 nats of the Bayes loss of its held-out set, in every seed.
-    from tdyn.runs import REPO_ROOT, load_results
+    from tdyn.markov_model import profile_results
 
-    table, provenance = load_results("markov_full", root=REPO_ROOT / "data")
+    table, provenance = profile_results("cpu")
     params = provenance["params"]
     assert provenance["status"] == "complete" and (table.status == "ok").all()
     base = table[(table.p == 0.5) & (table.q == 0.8) & (table.schedule == "base")]
