@@ -32,3 +32,14 @@ def test_chapter_ends_with_exercises_with_hidden_solutions(chapter):
     tail = text[text.index("```{exercise}"):]
     headings = re.findall(r"^#+ .*$", tail, re.MULTILINE)
     assert headings == [], f"sections after the exercises: {headings}"
+
+
+def test_course_page_lists_every_exercise_exactly_once():
+    course = (BOOK / "course.md").read_text()
+    listed = re.findall(r"\{ref\}`([\w-]+)`", course)
+    in_chapters = [label for chapter in CHAPTERS for label in exercise_labels(chapter.read_text())]
+    assert sorted(set(listed)) == sorted(listed), "an exercise is listed twice"
+    assert sorted(listed) == sorted(in_chapters)
+    # Each row names the chapter that holds the exercise.
+    for label, chapter in re.findall(r"\{ref\}`([\w-]+)` \| \{doc\}`([\w/]+)`", course):
+        assert label in exercise_labels((BOOK / f"{chapter}.md").read_text()), (label, chapter)
