@@ -55,10 +55,10 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from tdyn.architecture import Architecture, skip_coefficient
+from tdyn.architecture import Architecture
 from tdyn.devices import resolve_device
 from tdyn.gaussian import kernel_diagonal, kernel_slope
-from tdyn.signalprop import collapsed_fixed_point
+from tdyn.signalprop import collapsed_fixed_point, collapsed_line
 from tdyn.simulate import (
     BatchScales,
     DenseWeights,
@@ -195,27 +195,14 @@ def gradient_exponents(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None,
                        q=1.0) -> tuple[np.ndarray, np.ndarray]:
     """(log G_c, log G_d) at the collapsed fixed point, vectorized over broadcastable arrays
     (for phase diagrams).  ``q`` is the norm used for ``plain`` pre-LN (no fixed point)."""
-    alpha_A, alpha_M, sigma_w, sigma_V, q = np.broadcast_arrays(
-        *(np.asarray(v, dtype=float) for v in (alpha_A, alpha_M, sigma_w, sigma_V, q)))
-    s2 = sigma_w if sigma_2 is None else np.asarray(sigma_2, dtype=float)
-    k1 = s2**2 * kernel_diagonal(phi, sigma_w**2)
-    chi = s2**2 * kernel_slope(phi, sigma_w**2)
-    c2a = skip_coefficient(alpha_A, residual) ** 2
-    c2m = skip_coefficient(alpha_M, residual) ** 2
-    a2a, a2m, v2 = alpha_A**2, alpha_M**2, sigma_V**2
+    c = collapsed_line(alpha_A, alpha_M, sigma_w, sigma_V=sigma_V, sigma_2=sigma_2, phi=phi,
+                       residual=residual, norm=norm, q=q)
     if norm == "post":
-        mlp = np.log((c2m + a2m * chi) / (c2m + a2m * k1))
-        return mlp, mlp + np.log(c2a / (c2a + a2a * v2))
-    if norm != "pre":
-        raise ValueError(f"norm={norm!r} is not allowed; choose one of ('pre', 'post')")
-    if residual == "interp":
-        denom = 1.0 - c2a * c2m
-        with np.errstate(divide="ignore", invalid="ignore"):
-            q = np.where(denom > 0, (c2m * a2a * v2 + a2m * k1) / denom, 1.0)
-    q1 = c2a * q + a2a * v2
-    mlp = np.log(c2m + a2m * chi / q1)
+        mlp = np.log((c.c2m + c.a2m * c.chi) / (c.c2m + c.a2m * c.k1))
+        return mlp, mlp + np.log(c.c2a / (c.c2a + c.a2a * c.v2))
+    mlp = np.log(c.c2m + c.a2m * c.chi / c.q1)
     with np.errstate(divide="ignore"):
-        return np.log(c2a + a2a * v2 / q) + mlp, np.log(c2a) + mlp
+        return np.log(c.c2a + c.a2a * c.v2 / c.q) + mlp, np.log(c.c2a) + mlp
 
 
 def joint_phase(lam_a, lam_g) -> np.ndarray:

@@ -201,6 +201,48 @@ def collapsed_fixed_point(arch: Architecture) -> CollapsedFixedPoint:
     return CollapsedFixedPoint(q_star, c2a * q_star + arch.alpha_A**2 * arch.sigma_V**2)
 
 
+@dataclass(frozen=True)
+class CollapsedLine:
+    """Per-layer constants of the (q, p) map on the collapsed line, as broadcast arrays.
+
+    ``k1`` = K(1) and ``chi`` = K'(1) (with the readout variance), ``c2a``, ``c2m`` the squared
+    skip coefficients, ``a2a``, ``a2m`` the squared branch strengths, ``v2`` = sigma_V^2, ``q``
+    the norm entering a layer (q* for ``interp`` pre-LN when it exists) and ``q1`` the norm
+    after the attention sub-block, q1 = c_A^2 q + alpha_A^2 sigma_V^2.
+    """
+
+    k1: np.ndarray
+    chi: np.ndarray
+    c2a: np.ndarray
+    c2m: np.ndarray
+    a2a: np.ndarray
+    a2m: np.ndarray
+    v2: np.ndarray
+    q: np.ndarray
+    q1: np.ndarray
+
+
+def collapsed_line(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None, phi: str = "tanh",
+                   residual: str = "interp", norm: str = "pre", q=1.0) -> CollapsedLine:
+    """The constants shared by lambda_a and the gradient gains (vectorized; ``sigma_2=None``
+    ties the readout scale to sigma_w; ``q`` is used where there is no fixed point)."""
+    if norm not in ("pre", "post"):
+        raise ValueError(f"norm={norm!r} is not allowed; choose one of ('pre', 'post')")
+    alpha_A, alpha_M, sigma_w, sigma_V, q = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (alpha_A, alpha_M, sigma_w, sigma_V, q)))
+    s2 = sigma_w if sigma_2 is None else np.asarray(sigma_2, dtype=float)
+    k1 = s2**2 * kernel_diagonal(phi, sigma_w**2)
+    chi = s2**2 * kernel_slope(phi, sigma_w**2)
+    c2a = skip_coefficient(alpha_A, residual) ** 2
+    c2m = skip_coefficient(alpha_M, residual) ** 2
+    a2a, a2m, v2 = alpha_A**2, alpha_M**2, sigma_V**2
+    if norm == "pre" and residual == "interp":
+        denom = 1.0 - c2a * c2m
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = np.where(denom > 0, (c2m * a2a * v2 + a2m * k1) / denom, 1.0)
+    return CollapsedLine(k1, chi, c2a, c2m, a2a, a2m, v2, q, c2a * q + a2a * v2)
+
+
 def angle_exponent(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None, phi: str = "tanh",
                    residual: str = "interp", norm: str = "pre", q=1.0) -> np.ndarray:
     """lambda_a in closed form (module docstring), vectorized over broadcastable arrays.
@@ -209,28 +251,14 @@ def angle_exponent(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None, phi:
     pre-LN, which has no collapsed fixed point: there lambda_a is the one-layer rate at norm q.
     For ``interp`` pre-LN with alpha_A = alpha_M = 0 (the identity map) lambda_a = 0.
     """
-    alpha_A, alpha_M, sigma_w, sigma_V, q = np.broadcast_arrays(
-        *(np.asarray(v, dtype=float) for v in (alpha_A, alpha_M, sigma_w, sigma_V, q)))
-    s2 = sigma_w if sigma_2 is None else np.asarray(sigma_2, dtype=float)
-    k1 = s2**2 * kernel_diagonal(phi, sigma_w**2)
-    chi = s2**2 * kernel_slope(phi, sigma_w**2)
-    c2a = skip_coefficient(alpha_A, residual) ** 2
-    c2m = skip_coefficient(alpha_M, residual) ** 2
-    a2a, a2m = alpha_A**2, alpha_M**2
-    if norm == "post":
-        with np.errstate(divide="ignore"):  # alpha_A = 1 (interp): lambda_a = -inf
-            return (np.log(c2a / (c2a + a2a * sigma_V**2))
-                    + np.log((c2m + a2m * chi) / (c2m + a2m * k1)))
-    if norm != "pre":
-        raise ValueError(f"norm={norm!r} is not allowed; choose one of ('pre', 'post')")
-    if residual == "interp":
-        denom = 1.0 - c2a * c2m
-        with np.errstate(divide="ignore", invalid="ignore"):
-            q = np.where(denom > 0, (c2m * a2a * sigma_V**2 + a2m * k1) / denom, 1.0)
-    q1 = c2a * q + a2a * sigma_V**2
-    q2 = c2m * q1 + a2m * k1
+    c = collapsed_line(alpha_A, alpha_M, sigma_w, sigma_V=sigma_V, sigma_2=sigma_2, phi=phi,
+                       residual=residual, norm=norm, q=q)
     with np.errstate(divide="ignore"):  # alpha_A = 1 (interp): lambda_a = -inf
-        return np.log(c2a * q * (c2m * q1 + a2m * chi) / (q1 * q2))
+        if norm == "post":
+            return (np.log(c.c2a / (c.c2a + c.a2a * c.v2))
+                    + np.log((c.c2m + c.a2m * c.chi) / (c.c2m + c.a2m * c.k1)))
+        q2 = c.c2m * c.q1 + c.a2m * c.k1
+        return np.log(c.c2a * c.q * (c.c2m * c.q1 + c.a2m * c.chi) / (c.q1 * q2))
 
 
 def lambda_a(arch: Architecture, q: float = 1.0) -> float:
