@@ -41,5 +41,7 @@ def test_course_page_lists_every_exercise_exactly_once():
     assert sorted(set(listed)) == sorted(listed), "an exercise is listed twice"
     assert sorted(listed) == sorted(in_chapters)
     # Each row names the chapter that holds the exercise.
-    for label, chapter in re.findall(r"\{ref\}`([\w-]+)` \| \{doc\}`([\w/]+)`", course):
+    rows = re.findall(r"\{ref\}`([\w-]+)` \| \{doc\}`[^<`]*<([\w/]+)>`", course)
+    assert len(rows) == len(listed), "every row names its chapter as {doc}`Title <path>`"
+    for label, chapter in rows:
         assert label in exercise_labels((BOOK / f"{chapter}.md").read_text()), (label, chapter)
