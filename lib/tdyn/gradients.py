@@ -63,6 +63,7 @@ from tdyn.simulate import (
     BatchScales,
     DenseWeights,
     attention_update,
+    check_batch,
     mlp_update,
     replicate_seed,
 )
@@ -280,19 +281,7 @@ def measure_jacobian(archs: Architecture | Sequence[Architecture], depth: int,
     Gaussian probes r, each giving the unbiased estimates |P_c J^T r|^2 and |P_d J^T r|^2.
     ``cpu_threads``: torch's intra-op threads on the CPU, as in :func:`tdyn.simulate.simulate`.
     """
-    if isinstance(archs, Architecture):
-        archs = [archs]
-    archs = tuple(archs)
-    if not archs:
-        raise ValueError("archs must contain at least one Architecture")
-    for key in ("n", "d", "phi", "residual", "norm", "mlp_ratio"):
-        values = {getattr(a, key) for a in archs}
-        if len(values) > 1:
-            raise ValueError(f"all architectures of a batch must share {key}; got {values}")
-    if not (isinstance(depth, int) and depth >= 1):
-        raise ValueError(f"depth={depth!r} must be an integer >= 1")
-    if not (isinstance(n_seeds, int) and n_seeds >= 1):
-        raise ValueError(f"n_seeds={n_seeds!r} must be an integer >= 1")
+    archs = check_batch(archs, depth, n_seeds, min_depth=1)
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not allowed; choose one of {METHODS}")
     if not (isinstance(n_probes, int) and n_probes >= 2):

@@ -215,6 +215,25 @@ class Simulation:
         return values.mean(axis=1), sem
 
 
+def check_batch(archs, depth, n_seeds, min_depth: int) -> tuple[Architecture, ...]:
+    """The architectures of one batched simulation, as a tuple, after checking that they share
+    every shape-setting field and that ``depth`` >= ``min_depth`` and ``n_seeds`` >= 1."""
+    if isinstance(archs, Architecture):
+        archs = [archs]
+    archs = tuple(archs)
+    if not archs:
+        raise ValueError("archs must contain at least one Architecture")
+    for key in ("n", "d", "phi", "residual", "norm", "mlp_ratio"):
+        values = {getattr(a, key) for a in archs}
+        if len(values) > 1:
+            raise ValueError(f"all architectures of a batch must share {key}; got {values}")
+    if not (isinstance(depth, int) and depth >= min_depth):
+        raise ValueError(f"depth={depth!r} must be an integer >= {min_depth}")
+    if not (isinstance(n_seeds, int) and n_seeds >= 1):
+        raise ValueError(f"n_seeds={n_seeds!r} must be an integer >= 1")
+    return archs
+
+
 def simulate(archs: Architecture | Sequence[Architecture], depth: int,
              q0: float | Sequence[float] = 1.0, rho0: float = 0.5, n_seeds: int = 4,
              seed: int = 0, init: str = "exact",
@@ -235,20 +254,7 @@ def simulate(archs: Architecture | Sequence[Architecture], depth: int,
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler={sampler!r} is not allowed; choose one of {SAMPLERS}")
-    if isinstance(archs, Architecture):
-        archs = [archs]
-    archs = tuple(archs)
-    if not archs:
-        raise ValueError("archs must contain at least one Architecture")
-    shared = ("n", "d", "phi", "residual", "norm", "mlp_ratio")
-    for key in shared:
-        values = {getattr(a, key) for a in archs}
-        if len(values) > 1:
-            raise ValueError(f"all architectures of a batch must share {key}; got {values}")
-    if not (isinstance(depth, int) and depth >= 0):
-        raise ValueError(f"depth={depth!r} must be an integer >= 0")
-    if not (isinstance(n_seeds, int) and n_seeds >= 1):
-        raise ValueError(f"n_seeds={n_seeds!r} must be an integer >= 1")
+    archs = check_batch(archs, depth, n_seeds, min_depth=0)
     q0 = np.broadcast_to(np.asarray(q0, dtype=float), (len(archs),))
     if not np.all(q0 > 0):
         raise ValueError(f"q0={q0!r} must be positive (range (0, inf))")
