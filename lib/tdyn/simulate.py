@@ -96,6 +96,21 @@ class BatchScales:
 SAMPLERS = ("projected", "weights")
 
 
+def _gaussian_matrices(sizes: dict[str, tuple[int, int]], generators: Sequence[torch.Generator],
+                       dtype, device, repeat: int) -> dict[str, torch.Tensor]:
+    """Named i.i.d. N(0, 1) matrices of the given shapes, stacked on axis 0: one draw per
+    generator (all matrices from one flat vector, in the order of ``sizes``), the whole stack
+    repeated ``repeat`` times."""
+    total = sum(a * b for a, b in sizes.values())
+    flat = torch.stack([torch.randn(total, generator=g, dtype=dtype, device=device)
+                        for g in generators]).repeat(repeat, 1)
+    matrices, start = {}, 0
+    for key, (a, b) in sizes.items():
+        matrices[key] = flat[:, start:start + a * b].reshape(-1, a, b)
+        start += a * b
+    return matrices
+
+
 class DenseWeights:
     """One layer's weight matrices for each transformer of a batch, drawn explicitly.
 
@@ -106,13 +121,7 @@ class DenseWeights:
     def __init__(self, d: int, hidden: int, generators: Sequence[torch.Generator], dtype,
                  device, repeat: int = 1):
         sizes = {"Q": (d, d), "K": (d, d), "V": (d, d), "W1": (hidden, d), "W2": (d, hidden)}
-        total = sum(a * b for a, b in sizes.values())
-        flat = torch.stack([torch.randn(total, generator=g, dtype=dtype, device=device)
-                            for g in generators]).repeat(repeat, 1)
-        self.matrices, start = {}, 0
-        for key, (a, b) in sizes.items():
-            self.matrices[key] = flat[:, start:start + a * b].reshape(-1, a, b)
-            start += a * b
+        self.matrices = _gaussian_matrices(sizes, generators, dtype, device, repeat)
 
     def apply(self, name: str, y: torch.Tensor) -> torch.Tensor:
         """y W^T for inputs y of shape (B, n, fan_in)."""
@@ -134,13 +143,7 @@ class ProjectedWeights:
                  dtype, device, repeat: int = 1):
         kd, kh = min(d, n), min(hidden, n)
         sizes = {"Q": (d, kd), "K": (d, kd), "V": (d, kd), "W1": (hidden, kd), "W2": (d, kh)}
-        total = sum(a * b for a, b in sizes.values())
-        flat = torch.stack([torch.randn(total, generator=g, dtype=dtype, device=device)
-                            for g in generators]).repeat(repeat, 1)
-        self.projections, start = {}, 0
-        for key, (a, b) in sizes.items():
-            self.projections[key] = flat[:, start:start + a * b].reshape(-1, a, b)
-            start += a * b
+        self.projections = _gaussian_matrices(sizes, generators, dtype, device, repeat)
 
     def apply(self, name: str, y: torch.Tensor) -> torch.Tensor:
         """A sample of y W^T for inputs y of shape (B, n, fan_in)."""
