@@ -242,3 +242,17 @@ def test_cli_run_executes_records_and_resumes(tmp_path):
     assert again.returncode == 0, again.stderr
     assert {p.name: p.stat().st_mtime_ns for p in (run_dir / "results").iterdir()} == stamps
     assert len(read_provenance(run_dir)["sessions"]) == 2
+
+
+def test_git_state_outside_a_repository_reads_the_declared_commit(tmp_path, monkeypatch):
+    """A copy without .git (a GPU machine) records the commit the caller declares, or None."""
+    from tdyn.runs import SOURCE_COMMIT_ENV, git_state
+
+    monkeypatch.delenv(SOURCE_COMMIT_ENV, raising=False)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    assert git_state(tmp_path) == {"commit": None, "dirty": None}
+    monkeypatch.setenv(SOURCE_COMMIT_ENV, "abc123")
+    assert git_state(tmp_path) == {"commit": "abc123", "dirty": None,
+                                   "commit_from": SOURCE_COMMIT_ENV}
+    # inside the repository the real commit wins over a declared one
+    assert git_state()["commit"] not in (None, "abc123")

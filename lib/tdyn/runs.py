@@ -117,14 +117,25 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
+SOURCE_COMMIT_ENV = "TDYN_SOURCE_COMMIT"
+
+
 def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
-    """The git commit of ``root`` and whether the tree has uncommitted changes."""
+    """The git commit of ``root`` and whether the tree has uncommitted changes.
+
+    A copy of the tree without ``.git`` (a remote GPU machine, say) cannot answer; there the
+    commit is read from ``$TDYN_SOURCE_COMMIT`` when the caller sets it, and ``dirty`` is
+    unknown (None).
+    """
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                 text=True, check=True).stdout.strip()
         status = subprocess.run(["git", "status", "--porcelain", "--", ".", ":!data"],
                                 cwd=root, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
+        declared = os.environ.get(SOURCE_COMMIT_ENV)
+        if declared:
+            return {"commit": declared, "dirty": None, "commit_from": SOURCE_COMMIT_ENV}
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": bool(status.strip())}
 
