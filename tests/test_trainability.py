@@ -105,6 +105,64 @@ def test_tiny_sweep_through_the_run_store(tmp_path):
         assert np.all(np.isfinite(table[column])), column
 
 
+def _tiny_sweep_params():
+    params = {name: p.default for name, p in
+              ParameterSpec.load("trainability_sweep").parameters.items()}
+    params.update(steps=4, eval_every=2)
+    return params
+
+
+def test_sweep_in_small_ensembles_records_the_same_results(tmp_path):
+    """Members are independent given the shared data, so splitting the sweep into ensembles
+    changes nothing but floating-point reduction order."""
+    params = _tiny_sweep_params()
+    configs = sweep_configs(params)
+    tables = []
+    for name, max_members in (("whole", None), ("split", 3)):
+        run = Run.open("trainability_sweep", params, root=tmp_path / name)
+        assert run_sweep(run, configs, params, max_members=max_members) == len(configs)
+        tables.append(run.table().sort_values("config_index").reset_index(drop=True))
+    for column in ("test_loss", "train_loss", "lambda_a_measured", "lambda_g_measured"):
+        np.testing.assert_allclose(tables[1][column], tables[0][column], rtol=1e-5,
+                                   err_msg=column)
+    with pytest.raises(ValueError, match="max_members"):
+        run_sweep(Run.open("trainability_sweep", params, root=tmp_path / "bad"), configs,
+                  params, max_members=0)
+
+
+def test_sweep_halves_an_ensemble_that_runs_out_of_gpu_memory(tmp_path, monkeypatch):
+    import tdyn.trainability as trainability
+
+    params = dict(_tiny_sweep_params(), n_seeds=2)
+    configs = sweep_configs(params)
+    sizes = []
+    real = trainability.train_ensemble
+
+    def small_gpu(members, *args, **kwargs):
+        sizes.append(len(members))
+        if len(members) > 2:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return real(members, *args, **kwargs)
+
+    monkeypatch.setattr(trainability, "train_ensemble", small_gpu)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    run = Run.open("trainability_sweep", params, root=tmp_path)
+    assert run_sweep(run, configs, params) == len(configs) == 8
+    assert sizes == [8, 4, 2, 2, 2, 2]
+    assert len(run.table()) == len(configs)
+
+
+def test_sliced_evaluation_matches_one_pass(monkeypatch):
+    import tdyn.trainability as trainability
+
+    settings = TrainSettings(d=8, depth=2, steps=3, batch=4, test_size=64, eval_every=3)
+    members = [Member(0.5, 0.5, 1.0), Member(0.2, 0.2, 2.0, seed=1)]
+    one_pass = train_ensemble(members, TINY_TASK, settings, dtype=torch.float64)
+    monkeypatch.setattr(trainability, "EVAL_SLICE", 24)  # slices of 24, 24 and 16 sequences
+    sliced = train_ensemble(members, TINY_TASK, settings, dtype=torch.float64)
+    np.testing.assert_allclose(sliced.test_curve, one_pass.test_curve, rtol=1e-12)
+
+
 def test_predictor_summary_has_one_row_per_feature_set():
     rows = []
     for a, w, k in itertools.product(np.linspace(0.1, 0.9, 5), np.geomspace(0.3, 5, 5),

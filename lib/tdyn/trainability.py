@@ -205,6 +205,11 @@ def masked_losses(logits: torch.Tensor, targets: torch.Tensor, masked: torch.Ten
     return -(picked[..., 0] * masked).sum(dim=(1, 2)) / masked.sum()
 
 
+EVAL_SLICE = 512
+"""Test sequences evaluated at once: bounds the memory of an evaluation of a large ensemble
+(a test set of at most this size is evaluated in one pass, as before slicing existed)."""
+
+
 @dataclass(frozen=True)
 class TrainResult:
     """Per member: final test and train loss (NaN if diverged), the step of divergence (-1 if
@@ -255,7 +260,12 @@ def _train(members, task, settings, dev, dtype) -> TrainResult:
 
     def evaluate() -> np.ndarray:
         with torch.no_grad():
-            loss = masked_losses(forward(params, alphas, test[0]), test[1], test[2])
+            if settings.test_size <= EVAL_SLICE:
+                loss = masked_losses(forward(params, alphas, test[0]), test[1], test[2])
+            else:  # mean over all masked positions = (sum of slice means x counts) / count
+                loss = sum(masked_losses(forward(params, alphas, x), y, m) * m.sum()
+                           for x, y, m in zip(*(t.split(EVAL_SLICE) for t in test),
+                                              strict=True)) / test[2].sum()
         loss = loss.cpu().numpy().astype(float)
         loss[diverged_at >= 0] = math.nan
         return loss
@@ -391,36 +401,57 @@ def init_exponents(archs: Sequence[Architecture], depth: int, n_seeds: int, seed
             "lambda_g_measured": lg_mean, "lambda_g_measured_sem": lg_sem}
 
 
-def run_sweep(run, configs: Sequence[dict], params: dict) -> int:
-    """Train every pending configuration of ``run`` as one ensemble, measure its exponents at
-    initialization and record one result per configuration.  Returns how many were trained.
+def run_sweep(run, configs: Sequence[dict], params: dict, max_members: int | None = None
+              ) -> int:
+    """Measure the exponents at initialization of every pending grid point, train the pending
+    configurations of ``run`` in ensembles and record one result per configuration.  Returns
+    how many were trained.
 
     Seed index k draws its initial weights from the seed (params["seed"], k) for every grid
-    point (common random numbers across hyperparameters); all members see the same data.
+    point (common random numbers across hyperparameters); all members see the same data, so
+    a member's result does not depend on which ensemble it is trained in.  Ensembles hold at
+    most ``max_members`` configurations (default: all pending); when one does not fit in GPU
+    memory it is halved and retried, and each finished ensemble is recorded at once.
     """
+    if max_members is not None and not (isinstance(max_members, int) and max_members >= 1):
+        raise ValueError(f"max_members={max_members!r} must be a positive integer")
     pending = list(run.pending(configs))
     if not pending:
         return 0
     task, settings = task_and_settings(params)
-    members = [Member(c["alpha"], c["alpha"], c["sigma_w"], params["sigma_A"],
-                      seed=replicate_seed(params["seed"], c["seed_index"])) for _, c in pending]
-    result = train_ensemble(members, task, settings, device=params["device"])
     points = sorted({(c["alpha"], c["sigma_w"]) for _, c in pending})
     archs = [Member(a, a, w, params["sigma_A"]).architecture(task, settings) for a, w in points]
     exps = init_exponents(archs, settings.depth, params["exponent_seeds"], params["seed"],
                           params["device"])
-    where = {p: i for i, p in enumerate(points)}
+    at_point = {point: {key: float(values[i]) for key, values in exps.items()}
+                for i, point in enumerate(points)}
     refs = task_reference_losses(task, settings)
-    for m, (index, config) in enumerate(pending):
-        i = where[(config["alpha"], config["sigma_w"])]
-        out = {"test_loss": float(result.test_loss[m]), "train_loss": float(result.train_loss[m]),
-               "test_curve": [float(v) for v in result.test_curve[m]],
-               "eval_steps": [int(s) for s in result.eval_steps],
-               "diverged_at": int(result.diverged_at[m]),
-               "bayes_loss": refs["bayes"], "unigram_loss": refs["unigram"]}
-        out.update({key: float(values[i]) for key, values in exps.items()})
-        run.record(index, config, out, wall_time_s=result.seconds / len(pending))
-    return len(pending)
+    size, done = max_members or len(pending), 0
+    while done < len(pending):
+        chunk = pending[done:done + size]
+        members = [Member(c["alpha"], c["alpha"], c["sigma_w"], params["sigma_A"],
+                          seed=replicate_seed(params["seed"], c["seed_index"]))
+                   for _, c in chunk]
+        try:
+            result = train_ensemble(members, task, settings, device=params["device"])
+        except torch.cuda.OutOfMemoryError:
+            if size == 1:
+                raise
+            size = (size + 1) // 2
+            torch.cuda.empty_cache()
+            print(f"out of GPU memory: retrying with ensembles of {size} configurations")
+            continue
+        for m, (index, config) in enumerate(chunk):
+            out = {"test_loss": float(result.test_loss[m]),
+                   "train_loss": float(result.train_loss[m]),
+                   "test_curve": [float(v) for v in result.test_curve[m]],
+                   "eval_steps": [int(s) for s in result.eval_steps],
+                   "diverged_at": int(result.diverged_at[m]),
+                   "bayes_loss": refs["bayes"], "unigram_loss": refs["unigram"],
+                   **at_point[(config["alpha"], config["sigma_w"])]}
+            run.record(index, config, out, wall_time_s=result.seconds / len(chunk))
+        done += len(chunk)
+    return done
 
 
 def _distance(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
