@@ -180,6 +180,12 @@ def test_predictor_summary_has_one_row_per_feature_set():
     assert quad > 0.99  # ... but it is a quadratic of (lambda_a, lambda_g)
 
 
+def test_sweep_refuses_a_width_below_the_sequence_length():
+    params = dict(_tiny_sweep_params(), d=8, seq_len=8)
+    with pytest.raises(ValueError, match="d=8 must be at least seq_len"):
+        sweep_configs(params)
+
+
 def test_invalid_inputs_raise():
     with pytest.raises(ValueError, match="n_masked"):
         TopicTask(seq_len=4, n_masked=4)

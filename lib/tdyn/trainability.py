@@ -359,7 +359,15 @@ def sweep_grid(params: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sweep_configs(params: dict) -> list[dict]:
-    """One configuration per (alpha = alpha_A = alpha_M, sigma_w, seed index)."""
+    """One configuration per (alpha = alpha_A = alpha_M, sigma_w, seed index).
+
+    Refuses ``d < seq_len + 1``: the measurement of lambda_a at initialization starts from
+    exactly orthonormal tokens plus a shared direction (:func:`tdyn.simulate.initial_tokens`).
+    """
+    if params["d"] < params["seq_len"] + 1:
+        raise ValueError(f"d={params['d']} must be at least seq_len + 1 = "
+                         f"{params['seq_len'] + 1} (the exponents are measured from exactly "
+                         "orthonormal initial tokens)")
     alphas, sigmas = sweep_grid(params)
     return [{"alpha": round(float(a), 6), "sigma_w": round(float(w), 6), "seed_index": k}
             for a in alphas for w in sigmas for k in range(params["n_seeds"])]
