@@ -173,3 +173,13 @@ def test_committed_cpu_profile_results():
             assert np.all(np.abs(plateau - unigram) < 0.01)
         if row.init == "proposed":
             assert row.final_eval_loss - bayes < 0.012
+
+
+def test_training_restores_torchs_thread_count():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train(0.5, 0.8, d=8, seq_len=8, batch=2, steps=2, eval_every=1, eval_batch=2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -197,7 +197,8 @@ def _evaluate(model: MarkovTransformer, eval_seq: torch.Tensor, chunk: int = 64)
 def train(p: float, q: float, init: str = "standard", d: int = 8, seq_len: int = 1024,
           batch: int = 16, steps: int = 1000, lr: float = 2e-3, weight_decay: float = 1e-3,
           seed: int = 0, eval_every: int = 25, eval_batch: int = 64, device: str = "cpu",
-          canonical: tuple[float, float] = (1.0, -1.0), progress=None) -> TrainResult:
+          canonical: tuple[float, float] = (1.0, -1.0), progress=None,
+          cpu_threads: int | None = 1) -> TrainResult:
     """Train a fresh :class:`MarkovTransformer` by next-token prediction on the chain (p, q).
 
     Every step draws ``batch`` new sequences of ``seq_len`` + 1 symbols (stationary start).
@@ -206,7 +207,10 @@ def train(p: float, q: float, init: str = "standard", d: int = 8, seq_len: int =
     loss over the steps since the previous record (at step 0: the first batch's loss).
     Seeds: the model from ``seed``, training data from ``seed + 1``, test data from
     ``seed + 2`` (numpy generators), so a run is the same on CPU and GPU up to
-    floating-point reduction order.
+    floating-point reduction order.  ``cpu_threads``: torch's intra-op threads while training
+    on the CPU (restored afterwards; None keeps the current setting).  One is the default: the
+    model's products are so small (d = 8) that a second thread costs more than it brings, and
+    on two shared cores it makes a step up to twice slower.
     """
     p, q = check_pq(p, q)
     for name, value in (("d", d), ("seq_len", seq_len), ("batch", batch), ("steps", steps),
@@ -216,6 +220,19 @@ def train(p: float, q: float, init: str = "standard", d: int = 8, seq_len: int =
     if not lr > 0:
         raise ValueError(f"lr={lr!r} must be positive")
     dev = resolve_device(device)
+    previous = torch.get_num_threads()
+    if dev.type == "cpu" and cpu_threads is not None:
+        torch.set_num_threads(cpu_threads)
+    try:
+        return _train(p, q, init, d, seq_len, batch, steps, lr, weight_decay, seed, eval_every,
+                      eval_batch, dev, canonical, progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(p, q, init, d, seq_len, batch, steps, lr, weight_decay, seed, eval_every,
+           eval_batch, dev, canonical, progress) -> TrainResult:
+    """The training loop of :func:`train`."""
     model = build_model(init, d=d, max_len=seq_len, seed=seed, canonical=canonical,
                         device=str(dev.type))
     optimizer = torch.optim.AdamW(
