@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from tdyn.cooccurrence_data import random_slot_count, type_counts
-from tdyn.cooccurrence_experiment import REGIMES, experiment_configs, profile_results, run_config
+from tdyn.cooccurrence_experiment import REGIMES, experiment_configs, run_config
+from tdyn.runner import profile_results
 from tdyn.runs import MissingResultsError
 
 SIZES = {"n": 12, "L": 4, "d": 20, "m": 8, "m1": 8, "lr": 0.05, "theory_scale": 0.3,
@@ -37,6 +38,6 @@ def test_run_config_result_is_json_and_consistent(regime):
 def test_profile_results_refuses_missing_runs_with_the_command():
     # conftest points TDYN_DATA at an empty temporary folder
     with pytest.raises(MissingResultsError, match="python -m tdyn run notebooks/cooccurrence"):
-        profile_results("cpu")
-    with pytest.raises(ValueError, match="profile='huge'"):
-        profile_results("huge")
+        profile_results("cooccurrence", "cpu")
+    with pytest.raises(ValueError, match="profile='huge'.*known profiles: \\['cpu'\\]"):
+        profile_results("cooccurrence", "huge")

@@ -155,9 +155,10 @@ def test_committed_cpu_profile_results():
     # The committed run of the CPU profile (data/markov_full/): on (0.5, 0.8) the standard
     # initialization sits on the unigram plateau at steps 100-300, and the proposed one ends
     # within 0.012 nats of the Bayes loss of its held-out set, in every seed.
-    from tdyn.markov_model import profile_results
+    from tdyn.runner import profile_results
+    from tdyn.runs import REPO_ROOT
 
-    table, provenance = profile_results("cpu")
+    table, provenance = profile_results("markov_full", "cpu", root=REPO_ROOT / "data")
     params = provenance["params"]
     assert provenance["status"] == "complete" and (table.status == "ok").all()
     base = table[(table.p == 0.5) & (table.q == 0.8) & (table.schedule == "base")]

@@ -15,7 +15,6 @@ hold at d = 64):
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from tdyn.cooccurrence import (
     condition1_sigmas,
@@ -112,17 +111,3 @@ def run_config(config: dict, *, n: int, L: int, d: int, m: int, m1: int, lr: flo
     if config["keep_history"]:
         result["history"] = {key: _round(value) for key, value in h.items()}
     return result
-
-
-def profile_results(profile: str = "cpu") -> tuple[pd.DataFrame, dict]:
-    """(table, provenance) of the run made with ``notebooks/params/cooccurrence-<profile>.yaml``
-    (its run id is the hash of those parameters), so that a run with other parameters, e.g.
-    the notebook's small defaults, is never plotted by mistake.  Raises
-    :class:`tdyn.runs.MissingResultsError` with the command that makes the run."""
-    from tdyn.runner import collect_parameters
-    from tdyn.runs import REPO_ROOT, load_results, params_hash
-
-    path = REPO_ROOT / "notebooks" / "params" / f"{EXPERIMENT}-{profile}.yaml"
-    if not path.is_file():
-        raise ValueError(f"profile={profile!r} is not allowed: {path} does not exist")
-    return load_results(EXPERIMENT, run_id=params_hash(collect_parameters(EXPERIMENT, path)))

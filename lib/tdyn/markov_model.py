@@ -336,21 +336,3 @@ def run_config(config: dict, d: int, seq_len: int, batch: int, lr: float,
     out = result.as_dict()
     out.update({f"{k}_loss": v for k, v in reference_losses(config["p"], config["q"]).items()})
     return out
-
-
-def profile_results(profile: str = "cpu", root=None):
-    """(table, provenance) of the run made with ``notebooks/params/markov_full-<profile>.yaml``.
-
-    The run id is the hash of that profile's parameters, so a run with other parameters (the
-    notebook's tiny defaults, say) is never plotted by mistake.  ``root`` defaults to the
-    repository's ``data/`` (the committed results).  Raises
-    :class:`tdyn.runs.MissingResultsError`, with the command that makes the run, if absent.
-    """
-    from tdyn.runner import collect_parameters
-    from tdyn.runs import REPO_ROOT, load_results, params_hash
-
-    path = REPO_ROOT / "notebooks" / "params" / f"markov_full-{profile}.yaml"
-    if not path.is_file():
-        raise ValueError(f"profile={profile!r} is not allowed: {path} does not exist")
-    run_id = params_hash(collect_parameters("markov_full", path))
-    return load_results("markov_full", run_id=run_id, root=root or REPO_ROOT / "data")

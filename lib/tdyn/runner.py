@@ -65,6 +65,31 @@ def collect_parameters(
     return spec.validate(values)
 
 
+def profile_path(experiment: str, profile: str) -> Path:
+    """``notebooks/params/<experiment>-<profile>.yaml``; an unknown profile is refused."""
+    path = NOTEBOOK_DIR / "params" / f"{experiment}-{profile}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem.removeprefix(f"{experiment}-")
+                       for p in path.parent.glob(f"{experiment}-*.yaml"))
+        raise ValueError(f"profile={profile!r} is not allowed for {experiment!r}: {path} does "
+                         f"not exist; known profiles: {known}")
+    return path
+
+
+def profile_results(experiment: str, profile: str = "cpu", root: Path | None = None):
+    """(table, provenance) of the run of ``experiment`` made with its ``profile`` params file.
+
+    The run id is the hash of that file's parameters, so a run with other parameters (the
+    notebook's small defaults, another profile) is never plotted by mistake.  ``root``
+    defaults to :func:`tdyn.runs.data_root`.  Raises :class:`tdyn.runs.MissingResultsError`,
+    with the command that makes the run, when it is absent.
+    """
+    from tdyn.runs import load_results
+
+    run_id = params_hash(collect_parameters(experiment, profile_path(experiment, profile)))
+    return load_results(experiment, run_id=run_id, root=root)
+
+
 def run_notebook(
     notebook: str,
     params_file: Path | None = None,
