@@ -184,3 +184,30 @@ def test_training_restores_torchs_thread_count():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_escape_step_and_plateau():
+    from tdyn.markov_model import escape_step, plateau_loss
+
+    steps = [0, 100, 200, 300, 400]
+    assert escape_step(steps, [0.7, 0.6, 0.7, 0.6, 0.6], 0.65) == 300  # left for good at 300
+    assert escape_step(steps, [0.6] * 5, 0.65) == 0
+    assert np.isnan(escape_step(steps, [0.6, 0.6, 0.6, 0.6, 0.7], 0.65))
+    assert plateau_loss(steps, [9, 1, 2, 3, 9]) == 2  # median over steps 100-300
+    with pytest.raises(ValueError, match="same length"):
+        escape_step(steps, [0.6], 0.65)
+    with pytest.raises(ValueError, match="no recorded step"):
+        plateau_loss([0, 50], [1, 1])
+
+
+def test_held_out_baselines_estimate_the_exact_losses():
+    # 64 sequences of 1024 transitions: the per-symbol log-loss has a standard deviation below
+    # 0.7 nats, and the symbols of a chain with |1 - p - q| <= 0.5 are weakly correlated, so the
+    # mean has a standard error of at most ~0.7 / sqrt(65536 / 3) ~ 0.005; allow 4 of them.
+    from tdyn.markov_model import held_out_baselines
+
+    for p, q in [(0.5, 0.8), (0.2, 0.3)]:
+        bayes, unigram = held_out_baselines(p, q, eval_batch=64, seq_len=1024, seed=5)
+        assert bayes == pytest.approx(markov.entropy_rate(p, q), abs=0.02)
+        assert unigram == pytest.approx(markov.unigram_loss(p, q), abs=0.02)
+        assert bayes < unigram

@@ -12,6 +12,7 @@ from tdyn.trainability import (
     Member,
     TopicTask,
     TrainSettings,
+    exponent_claims,
     predictor_summary,
     quadratic_features,
     run_sweep,
@@ -184,6 +185,21 @@ def test_sweep_refuses_a_width_below_the_sequence_length():
     params = dict(_tiny_sweep_params(), d=8, seq_len=8)
     with pytest.raises(ValueError, match="d=8 must be at least seq_len"):
         sweep_configs(params)
+
+
+def test_exponent_claims_pick_the_best_the_near_best_and_the_small_exponents():
+    import pandas as pd
+
+    means = pd.DataFrame({"lambda_a": [0.0, 0.05, 0.5, -0.08, 1.0],
+                          "lambda_g": [0.02, -0.05, 0.3, 0.2, 0.0],
+                          "test_loss": [1.00, 1.01, 1.50, 1.02, 2.0],
+                          "test_loss_sd": [0.01, 0.01, 0.01, 0.30, 0.01]})
+    claims = exponent_claims(means)
+    assert claims.best.name == 0 and claims.noise == 0.01
+    assert list(claims.near_best.index) == [0, 1, 3]  # within 2 x 0.01 of 1.00
+    assert list(claims.small.index) == [0, 1]  # both |lambda| < 0.1
+    with pytest.raises(ValueError, match="threshold"):
+        exponent_claims(means, threshold=0)
 
 
 def test_invalid_inputs_raise():

@@ -39,7 +39,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from tdyn.devices import resolve_device
-from tdyn.markov import check_pq, entropy_rate, sample, unigram_loss
+from tdyn.markov import (
+    check_pq,
+    entropy_rate,
+    log_loss_per_sequence,
+    sample,
+    stationary,
+    unigram_loss,
+)
 
 INITS = ("standard", "proposed", "canonical")
 
@@ -336,3 +343,66 @@ def run_config(config: dict, d: int, seq_len: int, batch: int, lr: float,
     out = result.as_dict()
     out.update({f"{k}_loss": v for k, v in reference_losses(config["p"], config["q"]).items()})
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the runs: held-out baselines, plateau and escape
+# --------------------------------------------------------------------------------------------
+
+
+def held_out_baselines(p: float, q: float, eval_batch: int, seq_len: int, seed: int
+                       ) -> tuple[float, float]:
+    """(Bayes, unigram) losses on the held-out set of a run of :func:`train` with ``seed``.
+
+    The set (``eval_batch`` sequences of ``seq_len`` + 1 symbols, drawn from ``seed + 2``) has
+    its own sampling noise, so a trained run is compared with the two predictors on the same
+    symbols: Bayes uses the true transition probabilities, unigram always predicts pi_1.
+    """
+    seq = sample(p, q, eval_batch, seq_len + 1, rng=seed + 2)
+    bayes = float(log_loss_per_sequence(seq, p, q).mean())
+    pi1 = stationary(p, q)[1]
+    nxt = seq[:, 1:]
+    unigram = float(-np.mean(np.where(nxt == 1, np.log(pi1), np.log(1 - pi1))))
+    return bayes, unigram
+
+
+def escape_step(steps, losses, threshold: float) -> float:
+    """First recorded step from which ``losses`` stay below ``threshold`` (0 if always below,
+    NaN if the last one is above): the step at which a run leaves a plateau for good."""
+    steps, below = np.asarray(steps), np.asarray(losses) < threshold
+    if steps.shape != below.shape or steps.size == 0:
+        raise ValueError("steps and losses must be non-empty and of the same length")
+    if not below[-1]:
+        return math.nan
+    above = np.flatnonzero(~below)
+    return float(steps[above[-1] + 1]) if above.size else 0.0
+
+
+def plateau_loss(steps, losses, start: int = 100, stop: int = 300) -> float:
+    """Median recorded loss over steps [start, stop]: the level of the unigram plateau."""
+    steps, losses = np.asarray(steps), np.asarray(losses)
+    window = losses[(steps >= start) & (steps <= stop)]
+    if window.size == 0:
+        raise ValueError(f"no recorded step in [{start}, {stop}]")
+    return float(np.median(window))
+
+
+def annotate_runs(table, params: dict):
+    """``table`` of a markov_full run with, per run: Bayes and unigram losses on its held-out
+    set, the excess of its test-loss curve over Bayes, the unigram gap, the escape step (below
+    the held-out midpoint of unigram and Bayes) and the plateau level (steps 100-300)."""
+    table = table.copy()
+    baselines = [held_out_baselines(r.p, r.q, params["eval_batch"], params["seq_len"],
+                                    params["seed"] + 10 * int(r.seed_index))
+                 for r in table.itertuples()]
+    table["bayes_held_out"] = [b for b, _ in baselines]
+    table["unigram_held_out"] = [u for _, u in baselines]
+    table["gap_unigram"] = table.unigram_held_out - table.bayes_held_out
+    table["excess"] = [np.asarray(h) - b for h, b in zip(table.eval_loss, table.bayes_held_out,
+                                                         strict=True)]
+    table["escape"] = [escape_step(s, h, b + 0.5 * g) for s, h, b, g in
+                       zip(table.record_steps, table.eval_loss, table.bayes_held_out,
+                           table.gap_unigram, strict=True)]
+    table["plateau"] = [plateau_loss(s, h) for s, h in zip(table.record_steps, table.eval_loss,
+                                                            strict=True)]
+    return table

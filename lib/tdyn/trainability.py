@@ -495,6 +495,31 @@ def grid_means(table) -> object:
     return out
 
 
+@dataclass(frozen=True)
+class ExponentClaims:
+    """The three statements of the trainability claim, as tables of grid points (rows of
+    :func:`grid_means`): the best point, the seed-to-seed noise of the test loss (median of
+    the per-point standard deviations, robust to one unstable point), the points within two
+    noise units of the best loss, and the points where both exponents are small."""
+
+    best: object
+    noise: float
+    near_best: object
+    small: object
+
+
+def exponent_claims(means, threshold: float = 0.1) -> ExponentClaims:
+    """Sufficiency is read off ``small`` (|lambda_a| and |lambda_g| below ``threshold``):
+    are their losses near the best?  Necessity off ``near_best``: are their exponents small?"""
+    if not threshold > 0:
+        raise ValueError(f"threshold={threshold!r} must be positive")
+    best = means.loc[means.test_loss.idxmin()]
+    noise = float(np.nanmedian(means.test_loss_sd))
+    near_best = means[means.test_loss <= best.test_loss + 2 * noise]
+    small = means[(means.lambda_a.abs() < threshold) & (means.lambda_g.abs() < threshold)]
+    return ExponentClaims(best=best, noise=noise, near_best=near_best, small=small)
+
+
 def predictor_summary(table, n_splits: int = 50, train_fraction: float = 0.6, seed: int = 0):
     """Held-out R^2 (median, mean, standard deviation over random splits of the grid points)
     and Spearman correlation of each predictor of :data:`PREDICTORS` for the seed-mean test
