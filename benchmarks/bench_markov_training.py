@@ -97,6 +97,20 @@ def main(steps: int = 5) -> None:
     print(f"  ours, fused attention + run-length sampler     : {fast:10.0f} tokens/s")
     print(f"  speed-up                                       : {fast / base:10.2f}x")
 
+    # tdyn.markov_model.train(cpu_threads=1) trains on one thread: slower on idle cores,
+    # faster when other processes compete for them.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single = throughput(ours, lambda: torch.as_tensor(markov.sample(P, Q, B, T + 1,
+                                                                         rng=next(rng)),
+                                                           dtype=torch.long), steps)
+    finally:
+        torch.set_num_threads(threads)
+    print(f"ours on 1 thread vs {threads} threads:")
+    print(f"  1 thread                                       : {single:10.0f} tokens/s")
+    print(f"  ratio 1 thread / {threads} threads                    : {single / fast:10.2f}x")
+
 
 if __name__ == "__main__":
     main()

@@ -180,7 +180,8 @@ def test_training_restores_torchs_thread_count():
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        train(0.5, 0.8, d=8, seq_len=8, batch=2, steps=2, eval_every=1, eval_batch=2)
+        train(0.5, 0.8, d=8, seq_len=8, batch=2, steps=2, eval_every=1, eval_batch=2,
+              cpu_threads=1)
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
