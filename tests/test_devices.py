@@ -25,3 +25,21 @@ def test_unknown_device_is_refused():
 def test_explicit_cuda_without_gpu_is_a_clear_error():
     with pytest.raises(ValueError, match="no CUDA device"):
         resolve_device("cuda")
+
+
+def test_torch_threads_sets_the_cpu_count_and_restores_it():
+    from tdyn.devices import torch_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with torch_threads("cpu", 1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with torch_threads("cpu", None):
+            assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), torch_threads("cpu", 1):
+            raise RuntimeError("restored even when the block fails")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 DEVICE_CHOICES = ("cpu", "auto", "cuda")
 
 
@@ -26,3 +28,18 @@ def describe_device(device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return "cpu"
+
+
+@contextmanager
+def torch_threads(device, threads: int | None):
+    """Run the block with torch's intra-op threads set to ``threads`` when ``device`` is the
+    CPU (None, or a GPU device, leaves the setting alone); the previous count is restored."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if torch.device(device).type == "cpu" and threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -56,7 +56,7 @@ import numpy as np
 import torch
 
 from tdyn.architecture import Architecture
-from tdyn.devices import resolve_device
+from tdyn.devices import resolve_device, torch_threads
 from tdyn.gaussian import kernel_diagonal, kernel_slope
 from tdyn.signalprop import collapsed_fixed_point, collapsed_line
 from tdyn.simulate import (
@@ -292,13 +292,8 @@ def measure_jacobian(archs: Architecture | Sequence[Architecture], depth: int,
     if not np.all(q0 > 0):
         raise ValueError(f"q0={q0!r} must be positive (range (0, inf))")
     dev = resolve_device(device)
-    previous = torch.get_num_threads()
-    if dev.type == "cpu" and cpu_threads is not None:
-        torch.set_num_threads(cpu_threads)
-    try:
+    with torch_threads(dev, cpu_threads):
         return _measure(archs, depth, q0, n_seeds, seed, method, n_probes, dev, dtype)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _measure(archs, depth, q0, n_seeds, seed, method, n_probes, dev,

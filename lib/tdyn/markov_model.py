@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tdyn.devices import resolve_device
+from tdyn.devices import resolve_device, torch_threads
 from tdyn.markov import (
     check_pq,
     entropy_rate,
@@ -227,58 +227,46 @@ def train(p: float, q: float, init: str = "standard", d: int = 8, seq_len: int =
     if not lr > 0:
         raise ValueError(f"lr={lr!r} must be positive")
     dev = resolve_device(device)
-    previous = torch.get_num_threads()
-    if dev.type == "cpu" and cpu_threads is not None:
-        torch.set_num_threads(cpu_threads)
-    try:
-        return _train(p, q, init, d, seq_len, batch, steps, lr, weight_decay, seed, eval_every,
-                      eval_batch, dev, canonical, progress)
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _train(p, q, init, d, seq_len, batch, steps, lr, weight_decay, seed, eval_every,
-           eval_batch, dev, canonical, progress) -> TrainResult:
-    """The training loop of :func:`train`."""
-    model = build_model(init, d=d, max_len=seq_len, seed=seed, canonical=canonical,
-                        device=str(dev.type))
-    optimizer = torch.optim.AdamW(
-        [{"params": model.decay_parameters(), "weight_decay": weight_decay},
-         {"params": model.no_decay_parameters(), "weight_decay": 0.0}],
-        lr=lr, betas=(0.9, 0.95))
-    scheduler = one_cycle(optimizer, lr, steps)
-    data_rng = np.random.default_rng(seed + 1)
-    eval_seq = torch.as_tensor(sample(p, q, eval_batch, seq_len + 1, rng=seed + 2),
-                               dtype=torch.long, device=dev)
-    record_steps, eval_losses, train_losses, gaps = [], [], [], []
-    loss0, gap0 = _evaluate(model, eval_seq)
-    record_steps.append(0)
-    eval_losses.append(loss0)
-    train_losses.append(0.0)  # replaced below by the loss of the first batch at the init
-    gaps.append(gap0)
-    running, count = 0.0, 0
-    start = time.perf_counter()
-    for step in range(1, steps + 1):
-        seq = torch.as_tensor(sample(p, q, batch, seq_len + 1, rng=data_rng), dtype=torch.long,
-                              device=dev)
-        loss = model.loss(seq)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        running += loss.item()
-        count += 1
-        if step == 1:
-            train_losses[0] = loss.item()
-        if step % eval_every == 0 or step == steps:
-            ev, gap = _evaluate(model, eval_seq)
-            record_steps.append(step)
-            eval_losses.append(ev)
-            train_losses.append(running / count)
-            gaps.append(gap)
-            running, count = 0.0, 0
-            if progress is not None:
-                progress(step, ev)
+    with torch_threads(dev, cpu_threads):
+        model = build_model(init, d=d, max_len=seq_len, seed=seed, canonical=canonical,
+                            device=str(dev.type))
+        optimizer = torch.optim.AdamW(
+            [{"params": model.decay_parameters(), "weight_decay": weight_decay},
+             {"params": model.no_decay_parameters(), "weight_decay": 0.0}],
+            lr=lr, betas=(0.9, 0.95))
+        scheduler = one_cycle(optimizer, lr, steps)
+        data_rng = np.random.default_rng(seed + 1)
+        eval_seq = torch.as_tensor(sample(p, q, eval_batch, seq_len + 1, rng=seed + 2),
+                                   dtype=torch.long, device=dev)
+        record_steps, eval_losses, train_losses, gaps = [], [], [], []
+        loss0, gap0 = _evaluate(model, eval_seq)
+        record_steps.append(0)
+        eval_losses.append(loss0)
+        train_losses.append(0.0)  # replaced below by the loss of the first batch at the init
+        gaps.append(gap0)
+        running, count = 0.0, 0
+        start = time.perf_counter()
+        for step in range(1, steps + 1):
+            seq = torch.as_tensor(sample(p, q, batch, seq_len + 1, rng=data_rng), dtype=torch.long,
+                                  device=dev)
+            loss = model.loss(seq)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            running += loss.item()
+            count += 1
+            if step == 1:
+                train_losses[0] = loss.item()
+            if step % eval_every == 0 or step == steps:
+                ev, gap = _evaluate(model, eval_seq)
+                record_steps.append(step)
+                eval_losses.append(ev)
+                train_losses.append(running / count)
+                gaps.append(gap)
+                running, count = 0.0, 0
+                if progress is not None:
+                    progress(step, ev)
     wall = time.perf_counter() - start
     return TrainResult(record_steps=record_steps, eval_loss=eval_losses, train_loss=train_losses,
                        logit_gap=gaps, final_eval_loss=eval_losses[-1], wall_time_s=wall,

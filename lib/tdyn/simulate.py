@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from tdyn.architecture import Architecture
-from tdyn.devices import resolve_device
+from tdyn.devices import resolve_device, torch_threads
 
 INITS = ("exact", "gaussian")
 
@@ -267,13 +267,8 @@ def simulate(archs: Architecture | Sequence[Architecture], depth: int,
         g = torch.Generator(device=dev)
         g.manual_seed(replicate_seed(seed, k))
         gens.append(g)
-    previous = torch.get_num_threads()
-    if dev.type == "cpu" and cpu_threads is not None:
-        torch.set_num_threads(cpu_threads)
-    try:
+    with torch_threads(dev, cpu_threads):
         c = _run(archs, depth, q0, rho0, gens, init, sampler, dev, dtype)
-    finally:
-        torch.set_num_threads(previous)
     q, p = gram_qp(c)
     return Simulation(archs=archs, gram=c, q=q, p=p)
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from tdyn.architecture import Architecture
-from tdyn.devices import resolve_device
+from tdyn.devices import resolve_device, torch_threads
 from tdyn.simulate import replicate_seed
 
 
@@ -236,13 +236,8 @@ def train_ensemble(members: Sequence[Member], task: TopicTask, settings: TrainSe
     if not members:
         raise ValueError("members must contain at least one Member")
     dev = resolve_device(device)
-    previous = torch.get_num_threads()
-    if dev.type == "cpu" and cpu_threads is not None:
-        torch.set_num_threads(cpu_threads)
-    try:
+    with torch_threads(dev, cpu_threads):
         return _train(members, task, settings, dev, dtype)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _train(members, task, settings, dev, dtype) -> TrainResult:
