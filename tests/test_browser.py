@@ -70,7 +70,7 @@ def site():
     # conftest.py gives the other tests.
     test_data = os.environ.pop("TDYN_DATA", None)
     try:
-        assert build_book.build(ROOT / "book", build_book.KEYED_PATHS) == 0, "the book must build"
+        assert build_book.build(ROOT / "book", build_book.keyed_paths()) == 0, "the book must build"
     finally:
         if test_data is not None:
             os.environ["TDYN_DATA"] = test_data

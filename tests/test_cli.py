@@ -1,8 +1,11 @@
 """The command line `python -m tdyn`."""
 
 import json
+import os
 import subprocess
 import sys
+
+import pytest
 
 
 def tdyn(*args):
@@ -41,3 +44,109 @@ def test_info_reports_versions():
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert {"tdyn", "python", "numpy", "torch", "cuda_available"} <= set(info)
+
+
+# --- Bad input gets one clear line, never a traceback ---------------------------------------
+
+BAD_INPUT = [
+    # (arguments, fragment of the one-line message)
+    (["nope"], "invalid choice: 'nope'"),
+    (["params", "../kernel_check"], "no parameter spec named"),
+    (["params", ""], "no parameter spec named"),
+    (["run", "nope"], "no notebook 'nope'"),
+    (["run", "/any/dir/kernel_check.ipynb"], "no notebook '/any/dir/kernel_check.ipynb'"),
+    (["run", "kernel_check", "-p", "nrho", "5"], "unknown parameter(s) ['nrho']"),
+    (["run", "kernel_check", "-p", "n_rho", "five"], "'n_rho' = 'five'"),
+    (["run", "kernel_check", "-p", "n_rho", "2.5"], "'n_rho' = 2.5"),
+    (["run", "kernel_check", "-p", "q", "nan"], "'q' = nan"),
+    (["run", "kernel_check", "-p", "q", "inf"], "'q' = inf"),
+    (["run", "kernel_check", "-p", "q", "-inf"], "'q' = -inf"),
+    (["run", "kernel_check", "-p", "q", "1e400"], "'q' = inf"),
+    (["run", "kernel_check", "-p", "n_samples", str(10**40)], "'n_samples' = 1000000000"),
+    (["run", "kernel_check", "-p", "phi", ""], "'phi' = '' is not allowed"),
+    (["run", "kernel_check", "-p", "seed", "-1"], "'seed' = -1"),
+    (["run", "kernel_check", "-p", "q"], "expected 2 arguments"),
+    (["run", "kernel_check", "--run-id", ".."], "run id '..' is not allowed"),
+    (["run", "kernel_check", "--run-id", ""], "run id '' is not allowed"),
+    (["run", "kernel_check", "--device", "tpu"], "invalid choice: 'tpu'"),
+    (["run", "markov_full", "-p", "chains", "0.5"], "'0.5' is not of the form p:q"),
+    (["run", "markov_full", "-p", "inits", ""], "'' is not one of"),
+    (["exponents", "--sigma-w", "nan"], "'nan' is not a finite number"),
+    (["exponents", "--alpha-A", "inf"], "'inf' is not a finite number"),
+    (["exponents", "--q", "-inf"], "'-inf' is not a finite number"),
+    (["exponents", "--q", "0"], "q=0.0 must be positive"),
+    (["exponents", "--sigma-w", "1e308", "--sigma-2", "1e308"], "lambda_a"),
+    (["exponents", "--n", "x"], "invalid int value: 'x'"),
+    (["exponents", "--phi", ""], "phi=''"),
+    (["qp", "--q0", "inf"], "'inf' is not a finite number"),
+    (["qp", "--q0", "-1e-3"], "q0=-0.001 must be positive"),
+    (["qp", "--q0", "nan"], "'nan' is not a finite number"),
+    (["qp", "--rho0", "-inf"], "'-inf' is not a finite number"),
+    (["qp", "--depth", str(10**12)], "is too large"),
+    (["qp", "--sigma-w", "1e300", "--depth", "3"], "overflows"),
+    (["qp", "--seed", "-3"], "-3 is not in [0, 2147483647]"),
+    (["markov", "--p", "nan", "--q", "0.5"], "'nan' is not a finite number"),
+    (["markov", "--p", "1.5", "--q", "0.5"], "p"),
+    (["markov", "--p", "0.5"], "required: --q"),
+]
+
+
+@pytest.mark.parametrize(("args", "fragment"), BAD_INPUT, ids=lambda v: " ".join(v)
+                         if isinstance(v, list) else None)
+def test_bad_input_is_one_clear_line(args, fragment, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tdyn", *args], capture_output=True,
+                            text=True, env={**os.environ, "TDYN_DATA": str(tmp_path)})
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert fragment in lines[0], lines[0]
+    assert not any(tmp_path.iterdir()), "nothing is written for bad input"
+
+
+PARAMS_FILES = [
+    ("q: 1.0\nq: 2.0\n", "'q' is set twice (lines 1 and 2)"),
+    ("q: [1.0\n", "is not valid YAML (line 2)"),
+    ("- q\n", "must hold a mapping"),
+    ("", "must hold a mapping"),
+    ("q: .nan\n", "'q' = nan"),
+    ("q: -.inf\n", "'q' = -inf"),
+    ("n_rho: 1e3\n", "'n_rho' = 1000.0"),
+    ("nrho: 3\n", "unknown parameter(s) ['nrho']"),
+    ("phi: ''\n", "'phi' = ''"),
+    ("\xff\xfe", "cannot be read"),
+]
+
+
+@pytest.mark.parametrize(("text", "fragment"), PARAMS_FILES)
+def test_bad_params_files_are_one_clear_line(tmp_path, text, fragment):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(text.encode("latin-1"))
+    data = tmp_path / "data"
+    data.mkdir()
+    result = subprocess.run([sys.executable, "-m", "tdyn", "run", "kernel_check", "--params",
+                             str(bad)], capture_output=True, text=True,
+                            env={**os.environ, "TDYN_DATA": str(data)})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+    assert not any(data.iterdir())
+
+
+@pytest.mark.parametrize("which", ["missing", "directory"])
+def test_missing_or_directory_params_file_is_one_clear_line(tmp_path, which):
+    path = tmp_path / "profile.yaml"
+    if which == "directory":
+        path.mkdir()
+    result = tdyn("run", "kernel_check", "--params", str(path))
+    assert result.returncode == 2
+    expected = "does not exist" if which == "missing" else "is not a file"
+    assert result.stderr.strip() == f"error: params file {path} {expected}"
+
+
+def test_yaml_floats_in_exponent_form_are_floats(tmp_path):
+    from tdyn.runner import collect_parameters
+
+    good = tmp_path / "good.yaml"
+    good.write_text("lr: 1e-3\nweight_decay: 1E-4\n")
+    params = collect_parameters("markov_full", good)
+    assert params["lr"] == 0.001 and params["weight_decay"] == 0.0001

@@ -2,8 +2,10 @@
 
 Called by ``make book``.  Steps:
 
-1. Key the execution cache on the contents of everything a chapter's outputs depend on
-   besides its own code cells (``lib/``, ``data/``, ``pyproject.toml``).  jupyter-cache
+1. Key the execution cache on everything a chapter's outputs depend on besides its own code
+   cells: the contents of ``lib/``, ``data/``, ``notebooks/params/`` (the profiles whose runs
+   chapters load) and ``pyproject.toml``, symbolic links followed, and the name and version of
+   every installed package.  jupyter-cache
    already re-executes a chapter whose code changed; when the key changes, the cache is
    cleared and every chapter is executed and read again.
 2. Run ``jupyter-book build`` with warnings as errors and nitpicky cross-references.
@@ -15,6 +17,7 @@ Called by ``make book``.  Steps:
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import re
 import shutil
 import socket
@@ -22,21 +25,35 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tdyn.runs import walk_files
+
 ROOT = Path(__file__).resolve().parent.parent
-KEYED_PATHS = [ROOT / "lib", ROOT / "data", ROOT / "pyproject.toml"]
+
+
+def keyed_paths(root: Path = ROOT) -> list[Path]:
+    """The files and folders of the repository at ``root`` that chapters read."""
+    return [root / "lib", root / "data", root / "notebooks" / "params", root / "pyproject.toml"]
+
+
 # Resources a page loads by itself (not links a reader may follow).
 RESOURCE = re.compile(r'<(?:script|img|link|iframe|source)\b[^>]*?\b(?:src|href)="([^"]+)"')
 MATHJAX = "_static/mathjax/tex-chtml.js"
 
 
-def cache_key(paths: list[Path]) -> str:
-    """SHA-256 over the names and bytes of every file under ``paths`` (bytecode excluded)."""
-    digest = hashlib.sha256()
+def installed_packages() -> str:
+    """``name==version`` of every package installed in this environment, one per line."""
+    names = {f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()}
+    return "\n".join(sorted(names))
+
+
+def cache_key(paths: list[Path], packages: str = "") -> str:
+    """SHA-256 over the names and bytes of every file under ``paths`` (bytecode excluded) and
+    the list of installed ``packages``."""
+    digest = hashlib.sha256(packages.encode() + b"\0")
     for base in paths:
         if not base.exists():
             continue
-        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
-        for path in files:
+        for path in walk_files(base):
             if "__pycache__" in path.parts or path.suffix == ".pyc" or ".egg-info" in str(path):
                 continue
             digest.update(path.relative_to(base.parent).as_posix().encode())
@@ -106,9 +123,10 @@ def build(book: Path, keyed_paths: list[Path]) -> int:
     ensure_loopback()
     build_dir = book / "_build"
     key_file, ok_file = build_dir / ".cache-key", build_dir / ".build-ok"
-    key = cache_key(keyed_paths)
+    key = cache_key(keyed_paths, installed_packages())
     if key_file.exists() and key_file.read_text().strip() != key:
-        print("the library, data or dependencies changed: clearing the execution cache",
+        print("the library, data, profiles or installed packages changed: clearing the "
+              "execution cache",
               flush=True)
         shutil.rmtree(build_dir / ".jupyter_cache", ignore_errors=True)
         ok_file.unlink(missing_ok=True)
@@ -140,4 +158,4 @@ def build(book: Path, keyed_paths: list[Path]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(build(ROOT / "book", KEYED_PATHS))
+    sys.exit(build(ROOT / "book", keyed_paths()))

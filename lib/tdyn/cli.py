@@ -3,8 +3,9 @@
 Each command is a function ``add_<command>(subparsers)`` that registers its parser and sets
 ``handler`` (a function of the parsed arguments returning the exit code).  A module of the
 library that offers a command defines its own ``add_<command>`` next to the math it exposes,
-and this file lists it in :data:`COMMANDS`.  A ``ValueError`` raised by a handler is printed
-as ``error: ...`` with exit code 2.
+and this file lists it in :data:`COMMANDS`.  Bad input never ends in a traceback: a usage
+error, or an error of the input that a handler raises (:data:`INPUT_ERRORS`), is printed as
+one line ``error: ...`` with exit code 2.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import sys
+import warnings
 
 from tdyn import __version__
 from tdyn.markov import add_markov
 from tdyn.params import ParameterSpec
-from tdyn.runner import add_manifest, add_run
-from tdyn.runs import RunConflictError
+from tdyn.runner import NotebookFailedError, add_manifest, add_run
+from tdyn.runs import MissingResultsError, RunConflictError
 from tdyn.signalprop import add_exponents, add_qp
 
 
@@ -78,8 +81,35 @@ COMMANDS = [
 ]
 
 
+INPUT_ERRORS = (ValueError, RunConflictError, MissingResultsError, NotebookFailedError)
+"""What a handler raises for bad input or a refused run (ParameterError is a ValueError)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (``prog: error: message``)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+NEGATIVE_NUMBER = re.compile(r"-(inf|infinity|nan|\d+\.?\d*[eE][-+]?\d+|\.\d+[eE][-+]?\d+)",
+                             re.IGNORECASE)
+
+
+def protect_option_values(argv: list[str]) -> list[str]:
+    """Values that argparse would take for options get a leading space, which the value
+    parsers strip: a ``-p NAME VALUE`` value starting with '-', and numbers such as ``-inf``
+    or ``-1e-3`` anywhere (argparse knows only ``-1`` and ``-0.5`` as numbers)."""
+    out = list(argv)
+    for i, token in enumerate(out):
+        after_p = i >= 2 and out[i - 2] == "-p"
+        if (after_p and token.startswith("-")) or NEGATIVE_NUMBER.fullmatch(token):
+            out[i] = " " + token
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m tdyn",
         description="Transformer training dynamics: theory, simulation and runs for the book.",
     )
@@ -92,12 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(protect_option_values(sys.argv[1:] if argv is None else argv))
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
     try:
-        return args.handler(args)
-    except (ValueError, RunConflictError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        with warnings.catch_warnings():
+            # overflow in the theory is reported by the handler as one line, not as warnings
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return args.handler(args)
+    except INPUT_ERRORS as err:
+        message = " ".join(str(err).split()) if isinstance(err, NotebookFailedError) else err
+        print(f"error: {message}", file=sys.stderr)
         return 2

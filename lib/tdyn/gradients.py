@@ -132,6 +132,11 @@ def default_start(arch: Architecture) -> float:
     return 1.0 if math.isnan(q_star) else q_star
 
 
+def _log_gain(gain: float) -> float:
+    """log of a mode's gain; -inf for a mode that one layer removes (alpha = 1 with interp)."""
+    return math.log(gain) if gain > 0 else -math.inf
+
+
 def mode_log_gains(arch: Architecture, depth: int, q0: float | None = None
                    ) -> tuple[float, float]:
     """(log prod_l G_c,l, log prod_l G_d,l) over ``depth`` layers on the collapsed line from norm
@@ -144,10 +149,10 @@ def mode_log_gains(arch: Architecture, depth: int, q0: float | None = None
         g = layer_gains(arch, q)
         if abs(g.q_next - q) <= 1e-12 * q:  # at a fixed point: the remaining layers repeat
             remaining = depth - done
-            return (log_c + remaining * math.log(g.common),
-                    log_d + remaining * math.log(g.differential))
-        log_c += math.log(g.common)
-        log_d += math.log(g.differential)
+            return (log_c + remaining * _log_gain(g.common),
+                    log_d + remaining * _log_gain(g.differential))
+        log_c += _log_gain(g.common)
+        log_d += _log_gain(g.differential)
         q = g.q_next
     return log_c, log_d
 
@@ -162,7 +167,7 @@ def lambda_g(arch: Architecture, depth: int | None = None, q0: float | None = No
     """
     if depth is None:
         q = default_start(arch) if q0 is None else float(q0)
-        return math.log(layer_gains(arch, q).common)
+        return _log_gain(layer_gains(arch, q).common)
     log_c, log_d = mode_log_gains(arch, depth, q0)
     return float(finite_depth_exponent(log_c / depth, log_d / depth, arch.n, depth))
 
@@ -188,7 +193,7 @@ def lambda_differential(arch: Architecture, q0: float | None = None) -> float:
     """log G_d: the rate of each differential mode (= lambda_a for ``interp`` pre-LN at q* and
     for post-LN)."""
     q = default_start(arch) if q0 is None else float(q0)
-    return math.log(layer_gains(arch, q).differential)
+    return _log_gain(layer_gains(arch, q).differential)
 
 
 def gradient_exponents(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None,
@@ -318,9 +323,12 @@ def _measure(archs, depth, q0, n_seeds, seed, method, n_probes, dev,
         eye = torch.eye(n * d, dtype=dtype, device=dev).reshape(n * d, 1, n, d)
         cotangents = eye.expand(n * d, batch, n, d)
     else:
-        probe_gen = torch.Generator(device=dev).manual_seed(replicate_seed(seed, -1 % 2**31))
-        cotangents = torch.randn(n_probes, batch, n, d, generator=probe_gen, dtype=dtype,
-                                 device=dev)
+        # Probes of replicate k come from (seed, k) alone and are shared by every architecture
+        # (like the weights): a grid point's result never depends on the rest of the batch.
+        cotangents = torch.stack([
+            torch.randn(n_probes, n, d, dtype=dtype, device=dev, generator=torch.Generator(
+                device=dev).manual_seed(replicate_seed(replicate_seed(seed, k), -1 % 2**31)))
+            for k in range(n_seeds)], dim=1).repeat(1, n_arch, 1, 1)
     (rows,) = torch.autograd.grad(x, x0, cotangents, is_grads_batched=True, retain_graph=True)
     mean = rows.mean(dim=2, keepdim=True)  # P_c J^T r: the token average, repeated
     common = (mean**2).sum(dim=(2, 3)) * n  # |P_c v|^2 = n |mean|^2, shape (K, batch)

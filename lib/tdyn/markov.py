@@ -44,6 +44,8 @@ import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.special import expit, log_expit
 
+from tdyn.params import finite_float
+
 # --------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------
@@ -776,7 +778,9 @@ def add_markov(subparsers) -> None:
     parser = subparsers.add_parser(
         "markov", help="stationary distribution, entropy rate and unigram loss of a binary chain"
     )
-    parser.add_argument("--p", type=float, required=True, help="P(x_{n+1}=1 | x_n=0), in (0, 1)")
-    parser.add_argument("--q", type=float, required=True, help="P(x_{n+1}=0 | x_n=1), in (0, 1)")
+    parser.add_argument("--p", type=finite_float, required=True,
+                        help="P(x_{n+1}=1 | x_n=0), in (0, 1)")
+    parser.add_argument("--q", type=finite_float, required=True,
+                        help="P(x_{n+1}=0 | x_n=1), in (0, 1)")
     parser.add_argument("--json", action="store_true", help="print JSON (losses in nats)")
     parser.set_defaults(handler=_markov)

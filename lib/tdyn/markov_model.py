@@ -323,12 +323,14 @@ def experiment_configs(chains: str, inits: str, n_seeds: int, steps: int, long_s
 def run_config(config: dict, d: int, seq_len: int, batch: int, lr: float,
                weight_decay: float, eval_every: int, eval_batch: int, seed: int,
                device: str, canonical_e: float = 1.0, canonical_w: float = -1.0) -> dict:
-    """Train one configuration of :func:`experiment_configs`; a JSON-ready result."""
+    """Train one configuration of :func:`experiment_configs`; a JSON-ready result (without the
+    timings, which the caller records in the run's provenance)."""
     result = train(config["p"], config["q"], init=config["init"], d=d, seq_len=seq_len,
                    batch=batch, steps=config["steps"], lr=lr, weight_decay=weight_decay,
                    seed=seed + 10 * config["seed_index"], eval_every=eval_every,
                    eval_batch=eval_batch, device=device, canonical=(canonical_e, canonical_w))
     out = result.as_dict()
+    del out["wall_time_s"], out["tokens_per_s"]
     out.update({f"{k}_loss": v for k, v in reference_losses(config["p"], config["q"]).items()})
     return out
 

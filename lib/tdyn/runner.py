@@ -1,10 +1,12 @@
 """``python -m tdyn run``: execute a parametrized notebook into a run of the run store.
 
 Parameters come from a params file (``--params``), then ``-p name value`` overrides (values
-parsed as papermill does: int, float, else YAML), then ``--device``.  They are validated against the
-notebook's spec before anything is written; the notebook then runs under papermill with a
-progress bar per cell, its training loops' progress bars streamed to the terminal, and
-``TDYN_RUN_DIR`` pointing it at the run directory, where the executed notebook is saved too.
+parsed as papermill does: int, float, else YAML), then ``--device``.  They are validated against
+the notebook's spec, constraints between parameters included, before anything is written; the
+run id must be a plain name.  The runner then takes the run's lock, and the notebook runs under
+papermill with a progress bar per cell, its training loops' progress bars streamed to the
+terminal, ``TDYN_RUN_DIR`` pointing it at the run directory (an absolute path, where the
+executed notebook is saved too) and ``TDYN_RUN_LOCK`` handing it the lock.
 """
 
 from __future__ import annotations
@@ -15,31 +17,55 @@ from typing import Any
 
 import yaml
 
-from tdyn.params import ParameterError, ParameterSpec
-from tdyn.runs import REPO_ROOT, RUN_DIR_ENV, data_root, params_hash, prepare_run_dir
+from tdyn.params import ParameterError, ParameterSpec, load_params_file
+from tdyn.runs import (
+    ALLOW_MIXED_ENV,
+    DATA_ENV,
+    LOCK_TOKEN_ENV,
+    REPO_ROOT,
+    RUN_DIR_ENV,
+    acquire_lock,
+    data_root,
+    params_hash,
+    prepare_run_dir,
+    release_lock,
+    run_directory,
+)
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
 
+class NotebookFailedError(RuntimeError):
+    """A cell of the executed notebook raised; the executed notebook holds the traceback."""
+
+
 def resolve_notebook(notebook: str) -> Path:
-    """Path of ``notebooks/<name>.ipynb`` from a name or a path; unknown ones are refused."""
+    """Path of ``notebooks/<name>.ipynb`` from its name or its path; anything else is refused
+    (a path elsewhere is not silently replaced by the notebook of the same name)."""
+    known = sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb"))
     path = Path(notebook)
     name = path.name.removesuffix(".ipynb")
     candidate = NOTEBOOK_DIR / f"{name}.ipynb"
-    if not candidate.is_file():
-        known = sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb"))
-        raise ValueError(f"no notebook {notebook!r} under {NOTEBOOK_DIR}; known: {known}")
+    is_path = len(path.parts) > 1 or notebook.endswith(".ipynb")
+    if not name or not candidate.is_file() or (
+            is_path and path.resolve() != candidate.resolve()):
+        raise ValueError(f"no notebook {notebook!r}: give the name (or path) of one of the "
+                         f"notebooks under {NOTEBOOK_DIR}: {known}")
     return candidate
 
 
 def parse_cli_value(raw: str) -> Any:
     """A ``-p`` value as papermill reads it: int, else float, else YAML (bools, strings)."""
+    raw = raw.strip()
     for convert in (int, float):
         try:
             return convert(raw)
         except ValueError:
             pass
-    return yaml.safe_load(raw)
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
 
 
 def collect_parameters(
@@ -52,12 +78,11 @@ def collect_parameters(
     spec = ParameterSpec.load(name)
     values: dict[str, Any] = {}
     if params_file is not None:
-        loaded = yaml.safe_load(Path(params_file).read_text())
-        if not isinstance(loaded, dict):
-            raise ParameterError(f"params file {params_file} must hold a mapping name: value")
-        values.update(loaded)
+        values.update(load_params_file(params_file))
     for key, raw in overrides or []:
-        values[key] = parse_cli_value(raw)
+        declared = spec.parameters.get(key)
+        # A declared string stays as typed ("0.5:0.8", ""); anything else is parsed.
+        values[key] = raw.strip() if declared and declared.type is str else parse_cli_value(raw)
     if device is not None:
         if "device" not in spec.parameters:
             raise ParameterError(f"notebook {name!r} takes no 'device' parameter")
@@ -79,15 +104,16 @@ def profile_path(experiment: str, profile: str) -> Path:
 def profile_results(experiment: str, profile: str = "cpu", root: Path | None = None):
     """(table, provenance) of the run of ``experiment`` made with its ``profile`` params file.
 
-    The run id is the hash of that file's parameters, so a run with other parameters (the
-    notebook's small defaults, another profile) is never plotted by mistake.  ``root``
-    defaults to :func:`tdyn.runs.data_root`.  Raises :class:`tdyn.runs.MissingResultsError`,
-    with the command that makes the run, when it is absent.
+    The run id is the hash of that file's parameters, and the stored parameters must equal
+    them (:class:`tdyn.runs.RunMismatchError` names the keys that differ), so a run with other
+    parameters is never plotted by mistake.  ``root`` defaults to
+    :func:`tdyn.runs.data_root`.  Raises :class:`tdyn.runs.MissingResultsError`, with the
+    command that makes the run, when it is absent.
     """
     from tdyn.runs import load_results
 
-    run_id = params_hash(collect_parameters(experiment, profile_path(experiment, profile)))
-    return load_results(experiment, run_id=run_id, root=root)
+    params = collect_parameters(experiment, profile_path(experiment, profile))
+    return load_results(experiment, run_id=params_hash(params), root=root, params=params)
 
 
 def run_notebook(
@@ -98,37 +124,48 @@ def run_notebook(
     run_id: str | None = None,
     fresh: bool = False,
     progress: bool = True,
+    allow_mixed: bool = False,
 ) -> Path:
     """Validate, then execute ``notebook`` into its run directory; returns that directory."""
     path = resolve_notebook(notebook)
     params = collect_parameters(path.stem, params_file, overrides, device)
-    run_dir = data_root() / path.stem / (run_id or params_hash(params))
-    prepare_run_dir(run_dir, path.stem, params, fresh)
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-    import papermill
-
-    previous = os.environ.get(RUN_DIR_ENV)
-    os.environ[RUN_DIR_ENV] = str(run_dir)
+    root = data_root()
+    run_dir = run_directory(path.stem, params_hash(params) if run_id is None else run_id, root)
+    token = acquire_lock(run_dir)
+    saved = {key: os.environ.get(key)
+             for key in (RUN_DIR_ENV, DATA_ENV, LOCK_TOKEN_ENV, ALLOW_MIXED_ENV)}
     try:
+        prepare_run_dir(run_dir, path.stem, params, fresh, allow_mixed)
+        import papermill
+
+        os.environ.update({RUN_DIR_ENV: str(run_dir), DATA_ENV: str(root),
+                           LOCK_TOKEN_ENV: token, ALLOW_MIXED_ENV: "1" if allow_mixed else "0"})
         papermill.execute_notebook(
             str(path), str(run_dir / "executed.ipynb"), parameters=params,
             kernel_name="python3", progress_bar=progress, log_output=progress,
             cwd=str(NOTEBOOK_DIR),
         )
     finally:
-        if previous is None:
-            os.environ.pop(RUN_DIR_ENV, None)
-        else:
-            os.environ[RUN_DIR_ENV] = previous
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        release_lock(run_dir)
     return run_dir
 
 
 def _run(args) -> int:
-    run_dir = run_notebook(
-        args.notebook, params_file=args.params, overrides=args.p, device=args.device,
-        run_id=args.run_id, fresh=args.fresh,
-    )
+    import papermill
+
+    try:
+        run_dir = run_notebook(
+            args.notebook, params_file=args.params, overrides=args.p, device=args.device,
+            run_id=args.run_id, fresh=args.fresh, allow_mixed=args.allow_mixed,
+        )
+    except papermill.PapermillExecutionError as err:
+        raise NotebookFailedError(f"the notebook failed in cell {err.exec_count}: {err.ename}: "
+                           f"{err.evalue} (the executed notebook shows the traceback)") from None
     print(f"results and executed notebook: {run_dir}")
     return 0
 
@@ -146,9 +183,14 @@ def add_run(subparsers) -> None:
                         help="override one parameter (int, float, else YAML); repeatable")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"),
                         help="torch device, for notebooks that take one")
-    parser.add_argument("--run-id", help="run directory name (default: hash of the parameters)")
+    parser.add_argument("--run-id", help="run directory name, letters, digits, '.', '_', '-' "
+                        "(default: hash of the parameters)")
     parser.add_argument("--fresh", action="store_true",
-                        help="discard any results already in the run directory")
+                        help="discard the results already in the run directory (only a run "
+                        "of the same experiment)")
+    parser.add_argument("--allow-mixed", action="store_true",
+                        help="resume a run started with another git commit, device or package "
+                        "versions (the provenance marks it mixed)")
     parser.set_defaults(handler=_run)
 
 

@@ -40,6 +40,7 @@ import numpy as np
 
 from tdyn.architecture import Architecture, skip_coefficient
 from tdyn.gaussian import kernel_closed_form, kernel_diagonal, kernel_quadrature, kernel_slope
+from tdyn.params import bounded_int, finite_float
 
 SOFTMAX_MODES = ("annealed", "large_n", "sampled")
 """How S2, S11 are computed: see :func:`softmax_overlaps`."""
@@ -359,21 +360,24 @@ def simplex_fixed_point(arch: Architecture, q0: float = 1.0, rho0: float = 0.0,
     return q, p, False
 
 
+MAX_CLI_DEPTH = 100_000
+
+
 def _add_architecture_arguments(parser) -> None:
     """Command-line options for the hyperparameters of :class:`Architecture` (theory only)."""
     defaults = Architecture()
     parser.add_argument("--n", type=int, default=defaults.n, help="number of tokens (>= 2)")
-    parser.add_argument("--alpha-A", type=float, default=defaults.alpha_A,
+    parser.add_argument("--alpha-A", type=finite_float, default=defaults.alpha_A,
                         help="attention residual strength alpha_A")
-    parser.add_argument("--alpha-M", type=float, default=defaults.alpha_M,
+    parser.add_argument("--alpha-M", type=finite_float, default=defaults.alpha_M,
                         help="MLP residual strength alpha_M")
-    parser.add_argument("--sigma-A", type=float, default=defaults.sigma_A,
+    parser.add_argument("--sigma-A", type=finite_float, default=defaults.sigma_A,
                         help="standard deviation of the attention logits")
-    parser.add_argument("--sigma-w", type=float, default=defaults.sigma_w,
+    parser.add_argument("--sigma-w", type=finite_float, default=defaults.sigma_w,
                         help="MLP weight scale sigma_w")
-    parser.add_argument("--sigma-V", type=float, default=defaults.sigma_V,
+    parser.add_argument("--sigma-V", type=finite_float, default=defaults.sigma_V,
                         help="value weight scale sigma_V")
-    parser.add_argument("--sigma-2", type=float, default=None,
+    parser.add_argument("--sigma-2", type=finite_float, default=None,
                         help="MLP readout scale sigma_2 (default: tied to sigma_w)")
     parser.add_argument("--residual", default=defaults.residual,
                         help="residual form: interp (sqrt(1-a^2) x + a f) or plain (x + a f)")
@@ -398,6 +402,9 @@ def _exponents(args) -> int:
     from tdyn.gradients import lambda_g  # tdyn.gradients imports this module
 
     lam = lambda_a(arch, q=args.q)
+    if math.isnan(lam):
+        raise ValueError("lambda_a is not a number for these hyperparameters (overflow): "
+                         "choose smaller scales")
     no_fixed_point = arch.residual == "plain" and arch.norm == "pre"
     lam_g = lambda_g(arch, q0=args.q if no_fixed_point else None)
     q_star = collapsed_fixed_point(arch).q
@@ -421,7 +428,7 @@ def add_exponents(subparsers) -> None:
         "exponents",
         help="exponents lambda_a and lambda_g, collapsed fixed point q*, phase (theory)")
     _add_architecture_arguments(parser)
-    parser.add_argument("--q", type=float, default=1.0,
+    parser.add_argument("--q", type=finite_float, default=1.0,
                         help="norm at which the exponents are taken for plain pre-LN "
                         "(no fixed point)")
     parser.set_defaults(handler=_exponents)
@@ -431,7 +438,17 @@ def _qp(args) -> int:
     import json
 
     arch = _architecture_from(args)
-    q, p = trajectory(arch, args.depth, args.q0, args.rho0, args.softmax, seed=args.seed)
+    if args.depth > MAX_CLI_DEPTH:
+        raise ValueError(f"depth={args.depth} is too large for the command line (at most "
+                         f"{MAX_CLI_DEPTH}); call tdyn.signalprop.trajectory directly")
+    try:
+        q, p = trajectory(arch, args.depth, args.q0, args.rho0, args.softmax, seed=args.seed)
+    except OverflowError:
+        q = p = np.array([np.inf])
+    finite = np.isfinite(q) & np.isfinite(p)
+    if not finite.all():
+        raise ValueError("the trajectory overflows (q or p is not finite): choose smaller "
+                         "scales or fewer layers")
     q, p = q[::2].tolist(), p[::2].tolist()
     if args.json:
         print(json.dumps({"q": q, "p": p}))
@@ -446,12 +463,13 @@ def add_qp(subparsers) -> None:
     """``python -m tdyn qp``: the theory trajectory (q_l, p_l), l = 0..depth."""
     parser = subparsers.add_parser("qp", help="theory trajectory (q_l, p_l) of the (q, p) map")
     _add_architecture_arguments(parser)
-    parser.add_argument("--depth", type=int, default=30, help="number of layers (>= 0)")
-    parser.add_argument("--q0", type=float, default=1.0, help="initial token norm q_0 (> 0)")
-    parser.add_argument("--rho0", type=float, default=0.9, help="initial cosine rho_0")
+    parser.add_argument("--depth", type=int, default=30, help="number of layers (0 to 100000)")
+    parser.add_argument("--q0", type=finite_float, default=1.0, help="initial token norm q_0 (> 0)")
+    parser.add_argument("--rho0", type=finite_float, default=0.9, help="initial cosine rho_0")
     parser.add_argument("--softmax", default="annealed",
                         help=f"softmax average: one of {SOFTMAX_MODES}")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the 'sampled' softmax")
+    parser.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=0,
+                        help="seed of the 'sampled' softmax")
     parser.set_defaults(handler=_qp)
 
 """The commands this module adds to ``python -m tdyn``."""

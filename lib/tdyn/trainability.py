@@ -406,45 +406,58 @@ def init_exponents(archs: Sequence[Architecture], depth: int, n_seeds: int, seed
 
 def run_sweep(run, configs: Sequence[dict], params: dict, max_members: int | None = None
               ) -> int:
-    """Measure the exponents at initialization of every pending grid point, train the pending
-    configurations of ``run`` in ensembles and record one result per configuration.  Returns
-    how many were trained.
+    """Measure the exponents at initialization of every grid point, train the configurations
+    of ``run`` that have no result yet in ensembles and record one result per configuration.
+    Returns how many were recorded.
 
     Seed index k draws its initial weights from the seed (params["seed"], k) for every grid
-    point (common random numbers across hyperparameters); all members see the same data, so
-    a member's result does not depend on which ensemble it is trained in.  Ensembles hold at
-    most ``max_members`` configurations (default: all pending); when one does not fit in GPU
-    memory it is halved and retried, and each finished ensemble is recorded at once.
+    point (common random numbers across hyperparameters); all members see the same data.  So
+    that a resumed run records bit for bit what an uninterrupted one would have, nothing
+    depends on which configurations are pending: the exponents are measured over the whole
+    grid, and the ensembles are fixed slices of ``configs`` (at most ``max_members`` each,
+    default all); an ensemble with a pending member is trained whole and only its pending
+    members are recorded.  When an ensemble does not fit in GPU memory it is halved and
+    retried (its members' results then differ from a whole-ensemble run in the last digits
+    of floating-point reduction order), and each finished ensemble is recorded at once.
     """
     if max_members is not None and not (isinstance(max_members, int) and max_members >= 1):
         raise ValueError(f"max_members={max_members!r} must be a positive integer")
-    pending = list(run.pending(configs))
+    configs = [dict(c) for c in configs]
+    pending = dict(run.pending(configs))
     if not pending:
         return 0
     task, settings = task_and_settings(params)
-    points = sorted({(c["alpha"], c["sigma_w"]) for _, c in pending})
+    points = sorted({(c["alpha"], c["sigma_w"]) for c in configs})
     archs = [Member(a, a, w, params["sigma_A"]).architecture(task, settings) for a, w in points]
     exps = init_exponents(archs, settings.depth, params["exponent_seeds"], params["seed"],
                           params["device"])
     at_point = {point: {key: float(values[i]) for key, values in exps.items()}
                 for i, point in enumerate(points)}
     refs = task_reference_losses(task, settings)
-    size, done = max_members or len(pending), 0
-    while done < len(pending):
-        chunk = pending[done:done + size]
+    size = max_members or len(configs)
+    queue = [list(enumerate(configs))[i:i + size] for i in range(0, len(configs), size)]
+    recorded = 0
+    while queue:
+        chunk = queue.pop(0)
+        if not any(index in pending for index, _ in chunk):
+            continue
         members = [Member(c["alpha"], c["alpha"], c["sigma_w"], params["sigma_A"],
                           seed=replicate_seed(params["seed"], c["seed_index"]))
                    for _, c in chunk]
         try:
             result = train_ensemble(members, task, settings, device=params["device"])
         except torch.cuda.OutOfMemoryError:
-            if size == 1:
+            if len(chunk) == 1:
                 raise
-            size = (size + 1) // 2
+            half = (len(chunk) + 1) // 2
             torch.cuda.empty_cache()
-            print(f"out of GPU memory: retrying with ensembles of {size} configurations")
+            print(f"out of GPU memory: retrying with ensembles of {half} configurations")
+            queue = [part[i:i + half] for part in [chunk, *queue]
+                     for i in range(0, len(part), half)]
             continue
         for m, (index, config) in enumerate(chunk):
+            if index not in pending:
+                continue
             out = {"test_loss": float(result.test_loss[m]),
                    "train_loss": float(result.train_loss[m]),
                    "test_curve": [float(v) for v in result.test_curve[m]],
@@ -453,8 +466,8 @@ def run_sweep(run, configs: Sequence[dict], params: dict, max_members: int | Non
                    "bayes_loss": refs["bayes"], "unigram_loss": refs["unigram"],
                    **at_point[(config["alpha"], config["sigma_w"])]}
             run.record(index, config, out, wall_time_s=result.seconds / len(chunk))
-        done += len(chunk)
-    return done
+            recorded += 1
+    return recorded
 
 
 def _distance(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
