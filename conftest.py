@@ -1,4 +1,4 @@
-"""Test-wide setup: runs made by tests (nbval, papermill, the run store) never touch data/.
+"""Test-wide setup: runs made by tests (notebooks, papermill, the run store) never touch data/.
 
 TDYN_DATA points the run store at a temporary folder for the whole session; it is set in
 os.environ before any kernel starts, so notebook kernels inherit it.

@@ -165,3 +165,40 @@ def test_changed_library_contents_are_never_served_from_the_cache(tmp_path):
     (lib / "value.txt").write_text("second-value")
     assert build_book.build(book, [lib]) == 0
     assert "second-value" in page.read_text() and "first-value" not in page.read_text()
+
+
+def test_cache_key_covers_everything_chapters_read():
+    keyed = {p.relative_to(ROOT).as_posix() for p in build_book.keyed_paths()}
+    assert keyed == {"lib", "data", "notebooks/params", "pyproject.toml"}
+    assert "numpy==" in build_book.installed_packages()
+    paths = build_book.keyed_paths()
+    assert build_book.cache_key(paths, "numpy==2.0") != build_book.cache_key(paths, "numpy==2.1")
+
+
+def test_cache_key_follows_symlinked_folders(tmp_path):
+    lib, outside = tmp_path / "lib", tmp_path / "outside"
+    lib.mkdir()
+    outside.mkdir()
+    (outside / "run.json").write_text("1")
+    (lib / "linked").symlink_to(outside, target_is_directory=True)
+    key = build_book.cache_key([lib])
+    (outside / "run.json").write_text("2")
+    assert build_book.cache_key([lib]) != key, "a file reached through a symlink is keyed"
+
+
+@pytest.mark.slow
+def test_an_edited_profile_re_executes_the_chapter(tmp_path):
+    # A chapter loads the run of a profile in notebooks/params/: editing the profile (and
+    # nothing else) must re-execute the chapter, not serve the cached output.
+    repo = tmp_path / "repo"
+    profile = repo / "notebooks" / "params" / "toy-cpu.yaml"
+    profile.parent.mkdir(parents=True)
+    profile.write_text("steps: 1000\n")
+    book = _tiny_book(tmp_path, "# Reads a profile\n\n```{code-cell} ipython3\n"
+                      f"print('profile says', open({str(profile)!r}).read())\n```\n")
+    page = book / "_build" / "html" / "broken.html"
+    assert build_book.build(book, build_book.keyed_paths(repo)) == 0
+    assert "steps: 1000" in page.read_text()
+    profile.write_text("steps: 2000\n")
+    assert build_book.build(book, build_book.keyed_paths(repo)) == 0
+    assert "steps: 2000" in page.read_text() and "steps: 1000" not in page.read_text()

@@ -1,7 +1,7 @@
 """Parametrized notebooks: structure, papermill injection, and rejection of bad parameters.
 
-nbval (run by `make test` over notebooks/) checks the stored outputs of each notebook's
-default parameters; this module checks what nbval cannot: other parameter values.
+tests/test_notebook_outputs.py checks the stored outputs of each notebook's default
+parameters; this module checks other parameter values.
 """
 
 import json
@@ -38,7 +38,7 @@ def test_notebook_structure(path):
     exec(cell.source, namespace)  # noqa: S102 - literal assignments only
     namespace.pop("__builtins__")
     assert namespace == ParameterSpec.load(path.stem).defaults()
-    # Every code cell carries the outputs of its default run: the nbval baseline.
+    # Every code cell carries the outputs of its default run: the regression baseline.
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.get("execution_count") for c in code), "notebook is not fully executed"
 
@@ -79,3 +79,13 @@ def test_papermill_rejects_bad_parameters_clearly(tmp_path, parameters, fragment
     assert info.value.ename == "ParameterError"
     for fragment in fragments:
         assert fragment in info.value.evalue
+
+
+def test_plain_papermill_checks_the_constraints_between_parameters(tmp_path):
+    with pytest.raises(pm.PapermillExecutionError) as info:
+        pm.execute_notebook(
+            str(ROOT / "notebooks" / "trainability_sweep.ipynb"), str(tmp_path / "out.ipynb"),
+            parameters={"n_masked": 8}, kernel_name="python3", progress_bar=False,
+            cwd=str(tmp_path))
+    assert info.value.ename == "ParameterError"
+    assert "need n_masked < seq_len" in info.value.evalue
