@@ -51,6 +51,8 @@ def test_info_reports_versions():
 BAD_INPUT = [
     # (arguments, fragment of the one-line message)
     (["nope"], "invalid choice: 'nope'"),
+    (["info", "--bogus"], "unrecognized arguments: --bogus"),
+    (["manifest", "--update", "now"], "unrecognized arguments: now"),
     (["params", "../kernel_check"], "no parameter spec named"),
     (["params", ""], "no parameter spec named"),
     (["run", "nope"], "no notebook 'nope'"),
