@@ -21,7 +21,7 @@ help:
 	@echo "make book   execute every chapter and build the HTML book into book/_build/html"
 	@echo "make test   run the whole test suite (library, notebook outputs, papermill, book)"
 	@echo "make test-notebooks   only the notebooks against their stored outputs"
-	@echo "make lint   ruff over the repository"
+	@echo "make lint   ruff over the repository and over the chapters' code cells"
 	@echo "make lab    start JupyterLab on this project (chapters open as notebooks)"
 
 $(STAMP): pyproject.toml
@@ -39,10 +39,11 @@ test: $(STAMP)
 # The notebooks against their stored outputs, with tolerances measured across CPU kernels
 # (tools/notebook_outputs.py); .ci/run repeats this under ATEN_CPU_CAPABILITY=default.
 test-notebooks: $(STAMP)
-	$(BIN)/python -m pytest tests/test_notebook_outputs.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/book/test_notebook_outputs.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python tools/lint_chapters.py
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab

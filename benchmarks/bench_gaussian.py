@@ -10,7 +10,7 @@ import timeit
 
 import numpy as np
 
-from tdyn.gaussian import kernel_quadrature
+from tdyn.signalprop.gaussian import kernel_quadrature
 
 
 def main(n_rho: int = 101, repeat: int = 3) -> None:

@@ -17,15 +17,10 @@ import numpy as np
 import torch
 import yaml
 
-from tdyn.runs import REPO_ROOT
-from tdyn.simulate import replicate_seed
-from tdyn.trainability import (
-    Member,
-    TrainSettings,
-    sweep_configs,
-    task_and_settings,
-    train_ensemble,
-)
+from tdyn.runs.store import REPO_ROOT
+from tdyn.signalprop.simulate import replicate_seed
+from tdyn.signalprop.trainability.experiment import sweep_configs, task_and_settings
+from tdyn.signalprop.trainability.model import Member, TrainSettings, train_ensemble
 
 
 def main(steps: int = 40, device: str = "cpu", dtype=torch.float32) -> None:

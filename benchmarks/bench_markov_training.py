@@ -6,8 +6,8 @@ step) at the official sizes (d = 8, batch 16, sequence length 1024), for
 * the baseline: the same model with attention written out (T x T scores, causal mask,
   softmax, weighted sum) and sequences sampled by a loop over positions, one
   ``torch.multinomial`` draw per position as in the official code;
-* ours: ``tdyn.markov_model.MarkovTransformer`` (fused ``scaled_dot_product_attention``)
-  fed by ``tdyn.markov.sample`` (run-length sampling with no loop over positions).
+* ours: ``tdyn.markov.transformer.MarkovTransformer`` (fused ``scaled_dot_product_attention``)
+  fed by ``tdyn.markov.chain.sample`` (run-length sampling with no loop over positions).
 
 The two models compute the same logits (checked).  It also prints the sampling step alone.
 Run (on a loaded machine the ratios are more stable than the absolute numbers):
@@ -22,7 +22,7 @@ import torch
 from torch.nn import functional as F
 
 from tdyn import markov
-from tdyn.markov_model import MarkovTransformer, build_model
+from tdyn.markov.transformer import MarkovTransformer, build_model
 
 P, Q = 0.5, 0.8
 D, T, B = 8, 1024, 16
@@ -84,7 +84,7 @@ def main(steps: int = 5) -> None:
     t_fast = (time.perf_counter() - t0) / steps
     print(f"sampling a batch of {B} sequences of {T + 1} symbols:")
     print(f"  baseline, multinomial per position : {t_loop * 1e3:8.2f} ms")
-    print(f"  tdyn.markov.sample (run lengths)   : {t_fast * 1e3:8.2f} ms")
+    print(f"  tdyn.markov.chain.sample (run lengths)   : {t_fast * 1e3:8.2f} ms")
     print(f"  speed-up                           : {t_loop / t_fast:8.1f}x")
 
     base = throughput(naive, lambda: sample_loop_torch(B, T + 1, gen), steps)
@@ -97,7 +97,7 @@ def main(steps: int = 5) -> None:
     print(f"  ours, fused attention + run-length sampler     : {fast:10.0f} tokens/s")
     print(f"  speed-up                                       : {fast / base:10.2f}x")
 
-    # tdyn.markov_model.train(cpu_threads=1) trains on one thread: slower on idle cores,
+    # tdyn.markov.transformer.train(cpu_threads=1) trains on one thread: slower on idle cores,
     # faster when other processes compete for them.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

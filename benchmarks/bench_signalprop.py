@@ -1,7 +1,7 @@
 """Speed of Part I's theory and simulator.
 
 1. A 200 x 200 phase diagram of lambda_a over (alpha = alpha_A = alpha_M, sigma_w) for tanh
-   (kernels by quadrature): ``tdyn.signalprop.phase_diagram`` (vectorized over the grid)
+   (kernels by quadrature): ``tdyn.signalprop.theory.phase_diagram`` (vectorized over the grid)
    against the naive loop that builds an ``Architecture`` per point and calls ``lambda_a``,
    side by side, with their agreement checked.  Target: the vectorized grid under 1 s on one
    CPU core.
@@ -18,12 +18,12 @@ import timeit
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core, as the target is stated
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from tdyn.architecture import Architecture  # noqa: E402
-from tdyn.signalprop import lambda_a, phase_diagram  # noqa: E402
-from tdyn.simulate import simulate  # noqa: E402
+from tdyn.signalprop.architecture import Architecture
+from tdyn.signalprop.simulate import simulate
+from tdyn.signalprop.theory import lambda_a, phase_diagram
 
 
 def bench_phase_diagram(size: int, repeat: int) -> None:

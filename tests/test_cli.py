@@ -146,7 +146,7 @@ def test_missing_or_directory_params_file_is_one_clear_line(tmp_path, which):
 
 
 def test_yaml_floats_in_exponent_form_are_floats(tmp_path):
-    from tdyn.runner import collect_parameters
+    from tdyn.runs.runner import collect_parameters
 
     good = tmp_path / "good.yaml"
     good.write_text("lr: 1e-3\nweight_decay: 1E-4\n")

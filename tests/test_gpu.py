@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from tdyn.architecture import Architecture
-from tdyn.markov_model import train
-from tdyn.signalprop import lambda_a
-from tdyn.simulate import measured_angle_exponent
-from tdyn.trainability import Member, TopicTask, TrainSettings, train_ensemble
+from tdyn.markov.transformer import train
+from tdyn.signalprop.architecture import Architecture
+from tdyn.signalprop.measure import measured_angle_exponent
+from tdyn.signalprop.theory import lambda_a
+from tdyn.signalprop.trainability.model import Member, TrainSettings, train_ensemble
+from tdyn.signalprop.trainability.task import TopicTask
+from tests.helpers import assert_within_standard_errors
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -40,8 +42,8 @@ def test_angle_exponent_on_cuda_matches_theory():
              for s in (1.5, 3.0)]
     mean, sem = measured_angle_exponent(archs, layers=1, gap=1e-3, n_seeds=32, seed=2,
                                         device="cuda")
-    z = (mean - np.array([lambda_a(a) for a in archs])) / sem
-    assert np.all(np.abs(z) <= Z), f"lambda_a on cuda: z-scores {np.round(z, 2)} exceed {Z}"
+    assert_within_standard_errors(mean, [lambda_a(a) for a in archs], sem, "lambda_a on cuda",
+                                  z_max=Z)
 
 
 def test_trainability_ensemble_learns_on_cuda():

@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tdyn.runs import walk_files
+from tdyn.runs.store import walk_files
 
 ROOT = Path(__file__).resolve().parent.parent
 

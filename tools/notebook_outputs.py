@@ -1,7 +1,7 @@
 """Regression baselines of the parametrized notebooks that hold on every CPU.
 
 Each notebook under ``notebooks/`` keeps the outputs of its default parameters; those are the
-baseline that ``tests/test_notebook_outputs.py`` compares a fresh execution against.  Training
+baseline that ``tests/book/test_notebook_outputs.py`` compares a fresh execution against.  Training
 results are not the same on every CPU: torch picks its kernels by SIMD capability
 (``ATEN_CPU_CAPABILITY`` = default, avx2, avx512) and splits reductions by thread count, so a
 printed loss can move in its last digits.  This module therefore compares outputs in two
@@ -9,7 +9,7 @@ parts:
 
 * the *text* of a cell's output with every number taken out must be identical;
 * each *number* must equal the stored one within its tolerance in
-  ``tests/notebook_tolerances.json``: ten times the largest difference measured for that number
+  ``tests/book/notebook_tolerances.json``: ten times the largest difference measured for that number
   across the capabilities and thread counts (0, that is exact, for a number that never moved).
 
 ``python tools/notebook_outputs.py spread`` measures that spread (it executes every notebook
@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-TOLERANCES = ROOT / "tests" / "notebook_tolerances.json"
+TOLERANCES = ROOT / "tests" / "book" / "notebook_tolerances.json"
 SPREAD_FACTOR = 10
 IGNORE_TAG = "nbval-ignore-output"
 IGNORE_COMMENT = "# NBVAL_IGNORE_OUTPUT"

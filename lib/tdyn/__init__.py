@@ -1,30 +1,24 @@
 """tdyn: the library behind the book *Transformer training dynamics, re-derived*.
 
-All math and models of the book live here; chapters and notebooks only import it.
+All math and models of the book live here; chapters and notebooks only import it.  The layout
+follows the book: one package per part, and below them the machinery they share.
 
-The book's machinery
-    gaussian       Gaussian expectations: closed forms, quadrature, seeded Monte Carlo
-    params         typed, range-checked parameters shared by notebooks and the runner
-    runs, runner   run store with provenance (resumable sweeps, manifest); ``tdyn run``
-    plotting       the single figure style of the book
-    devices        choosing a torch device (CPU by default, ``"auto"`` picks CUDA)
-    cli            the command line ``python -m tdyn``
+Part I    tdyn.signalprop    signal propagation and trainability at initialization
+                             (Cowsik, Nebabu, Qi & Ganguli 2024): the transformer family, the
+                             (q, p) map, lambda_a and lambda_g, simulation and measurement,
+                             the trainability sweep
+Part II   tdyn.markov        learning dynamics on Markov data (Makkuva et al. 2024): chains,
+                             the reduced (e, w, b) model, the single-layer transformer
+Part III  tdyn.cooccurrence  word co-occurrence by gradient flow (Yang, Kailkhura, Wang &
+                             Liang 2024): the task, the model of Eq. 1, the experiment
 
-Part I: signal propagation (Cowsik, Nebabu, Qi & Ganguli 2024)
-    architecture   the transformer family, defined once for theory and simulation
-    signalprop     the (q, p) map, fixed points, the angle exponent, phase diagrams
-    simulate       finite-width random transformers in torch
-    gradients      the gradient exponent, in theory and by autograd
-    trainability   the trainability experiment: test loss against the exponents
+Shared    tdyn.runs          parameters, the run store with provenance, ``tdyn run``
+          tdyn.plotting      the one figure style
+          tdyn.devices       torch device and threads
+          tdyn.cli           the command line ``python -m tdyn``
 
-Part II: Markov chains (Makkuva et al. 2024)
-    markov         binary Markov chains and the reduced (e, w, b) model
-    markov_model   the full single-layer transformer, two initializations
-
-Part III: word co-occurrence (Yang, Kailkhura, Wang & Liang 2024)
-    cooccurrence_data        the task's data (Definition 2.1, Assumption 2.3)
-    cooccurrence             the model of Eq. 1, analytic gradients, gradient flow
-    cooccurrence_experiment  the Figure-1 experiment and its seed sweep
+Imports point one way: the parts import the shared modules, never each other's internals
+upwards, and nothing shared imports a part (tests/test_imports.py checks it).
 """
 
 __version__ = "0.1.0"

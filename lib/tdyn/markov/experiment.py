@@ -1,0 +1,137 @@
+"""Part II experiment of ``notebooks/markov_full.ipynb``: the single-layer transformer of
+:mod:`tdyn.markov.transformer` trained from each initialization on each chain, and the
+reading of its runs (held-out baselines, plateau level, escape step).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tdyn.markov.chain import (
+    check_pq,
+    log_loss_per_sequence,
+    sample,
+    stationary,
+)
+from tdyn.markov.transformer import INITS, reference_losses, train
+
+# --------------------------------------------------------------------------------------------
+# The experiment of notebooks/markov_full.ipynb
+# --------------------------------------------------------------------------------------------
+
+
+def parse_chains(text: str) -> list[tuple[float, float]]:
+    """``"0.5:0.8,0.2:0.3"`` -> [(0.5, 0.8), (0.2, 0.3)], each pair validated."""
+    chains = []
+    for item in text.split(","):
+        try:
+            p_text, q_text = item.split(":")
+            pair = (float(p_text), float(q_text))
+        except ValueError:
+            raise ValueError(f"chains={text!r}: {item!r} is not of the form p:q") from None
+        chains.append(check_pq(*pair))
+    return chains
+
+
+def parse_inits(text: str) -> list[str]:
+    """``"standard,proposed"`` -> ["standard", "proposed"], each checked against INITS."""
+    inits = [item.strip() for item in text.split(",")]
+    for init in inits:
+        if init not in INITS:
+            raise ValueError(f"inits={text!r}: {init!r} is not one of {INITS}")
+    return inits
+
+
+def experiment_configs(chains: str, inits: str, n_seeds: int, steps: int, long_steps: int = 0,
+                       long_seeds: int = 1) -> list[dict]:
+    """Every (chain, init, seed) run of the experiment, plus the long standard-init runs."""
+    pairs = parse_chains(chains)
+    configs = [
+        {"p": p, "q": q, "init": init, "seed_index": s, "steps": steps, "schedule": "base"}
+        for p, q in pairs for init in parse_inits(inits) for s in range(n_seeds)
+    ]
+    if long_steps > 0:
+        p, q = pairs[0]
+        configs += [{"p": p, "q": q, "init": "standard", "seed_index": s, "steps": long_steps,
+                     "schedule": "long"} for s in range(long_seeds)]
+    return configs
+
+
+def run_config(config: dict, d: int, seq_len: int, batch: int, lr: float,
+               weight_decay: float, eval_every: int, eval_batch: int, seed: int,
+               device: str, canonical_e: float = 1.0, canonical_w: float = -1.0) -> dict:
+    """Train one configuration of :func:`experiment_configs`; a JSON-ready result (without the
+    timings, which the caller records in the run's provenance)."""
+    result = train(config["p"], config["q"], init=config["init"], d=d, seq_len=seq_len,
+                   batch=batch, steps=config["steps"], lr=lr, weight_decay=weight_decay,
+                   seed=seed + 10 * config["seed_index"], eval_every=eval_every,
+                   eval_batch=eval_batch, device=device, canonical=(canonical_e, canonical_w))
+    out = result.as_dict()
+    del out["wall_time_s"], out["tokens_per_s"]
+    out.update({f"{k}_loss": v for k, v in reference_losses(config["p"], config["q"]).items()})
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the runs: held-out baselines, plateau and escape
+# --------------------------------------------------------------------------------------------
+
+
+def held_out_baselines(p: float, q: float, eval_batch: int, seq_len: int, seed: int
+                       ) -> tuple[float, float]:
+    """(Bayes, unigram) losses on the held-out set of a run of :func:`train` with ``seed``.
+
+    The set (``eval_batch`` sequences of ``seq_len`` + 1 symbols, drawn from ``seed + 2``) has
+    its own sampling noise, so a trained run is compared with the two predictors on the same
+    symbols: Bayes uses the true transition probabilities, unigram always predicts pi_1.
+    """
+    seq = sample(p, q, eval_batch, seq_len + 1, rng=seed + 2)
+    bayes = float(log_loss_per_sequence(seq, p, q).mean())
+    pi1 = stationary(p, q)[1]
+    nxt = seq[:, 1:]
+    unigram = float(-np.mean(np.where(nxt == 1, np.log(pi1), np.log(1 - pi1))))
+    return bayes, unigram
+
+
+def escape_step(steps, losses, threshold: float) -> float:
+    """First recorded step from which ``losses`` stay below ``threshold`` (0 if always below,
+    NaN if the last one is above): the step at which a run leaves a plateau for good."""
+    steps, below = np.asarray(steps), np.asarray(losses) < threshold
+    if steps.shape != below.shape or steps.size == 0:
+        raise ValueError("steps and losses must be non-empty and of the same length")
+    if not below[-1]:
+        return math.nan
+    above = np.flatnonzero(~below)
+    return float(steps[above[-1] + 1]) if above.size else 0.0
+
+
+def plateau_loss(steps, losses, start: int = 100, stop: int = 300) -> float:
+    """Median recorded loss over steps [start, stop]: the level of the unigram plateau."""
+    steps, losses = np.asarray(steps), np.asarray(losses)
+    window = losses[(steps >= start) & (steps <= stop)]
+    if window.size == 0:
+        raise ValueError(f"no recorded step in [{start}, {stop}]")
+    return float(np.median(window))
+
+
+def annotate_runs(table, params: dict):
+    """``table`` of a markov_full run with, per run: Bayes and unigram losses on its held-out
+    set, the excess of its test-loss curve over Bayes, the unigram gap, the escape step (below
+    the held-out midpoint of unigram and Bayes) and the plateau level (steps 100-300)."""
+    table = table.copy()
+    baselines = [held_out_baselines(r.p, r.q, params["eval_batch"], params["seq_len"],
+                                    params["seed"] + 10 * int(r.seed_index))
+                 for r in table.itertuples()]
+    table["bayes_held_out"] = [b for b, _ in baselines]
+    table["unigram_held_out"] = [u for _, u in baselines]
+    table["gap_unigram"] = table.unigram_held_out - table.bayes_held_out
+    table["excess"] = [np.asarray(h) - b for h, b in zip(table.eval_loss, table.bayes_held_out,
+                                                         strict=True)]
+    table["escape"] = [escape_step(s, h, b + 0.5 * g) for s, h, b, g in
+                       zip(table.record_steps, table.eval_loss, table.bayes_held_out,
+                           table.gap_unigram, strict=True)]
+    table["plateau"] = [plateau_loss(s, h) for s, h in zip(table.record_steps, table.eval_loss,
+                                                            strict=True)]
+    return table

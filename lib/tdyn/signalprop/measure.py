@@ -1,0 +1,189 @@
+"""Measurements at initialization on finite-width random transformers of the family in
+:mod:`tdyn.signalprop.architecture`: the angle exponent lambda_a from the simulator of
+:mod:`tdyn.signalprop.simulate`, and the input-output Jacobian by autograd.
+
+:func:`measured_angle_exponent`: per seed, log[(1 - rho_L) / (1 - rho_0)] / L over L layers
+from rho_0 close to 1.
+
+:func:`measure_jacobian`: autograd through the same random blocks, either the exact Frobenius
+norms (all n d vector-Jacobian products) or unbiased random-probe estimates
+E_r |P J^T r|^2 = ||J P||_F^2 with r ~ N(0, I) and error bars, split into the common and the
+differential modes of :mod:`tdyn.signalprop.gradients`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tdyn.devices import resolve_device, torch_threads
+from tdyn.signalprop.architecture import Architecture
+from tdyn.signalprop.gradients import default_start
+from tdyn.signalprop.simulate import (
+    BatchScales,
+    DenseWeights,
+    Simulation,
+    check_batch,
+    forward,
+    replicate_seed,
+    simulate,
+)
+from tdyn.signalprop.theory import collapsed_fixed_point
+
+
+def measured_angle_exponent(archs: Architecture | Sequence[Architecture], layers: int = 1,
+                            gap: float = 1e-3, n_seeds: int = 8, seed: int = 0,
+                            device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """lambda_a measured in simulation: per seed, log[(1 - rho_L) / (1 - rho_0)] / L over
+    ``layers`` layers from rho_0 = 1 - ``gap`` at the collapsed fixed point q* of each
+    architecture (at q = 1 where there is none: ``plain`` pre-LN).
+
+    Returns the seed mean and its standard error, one per architecture.
+    """
+
+    if isinstance(archs, Architecture):
+        archs = [archs]
+    if not 0 < gap < 1:
+        raise ValueError(f"gap={gap!r} must lie in (0, 1)")
+    q_star = np.array([collapsed_fixed_point(a).q for a in archs])
+    q0 = np.where(np.isnan(q_star), 1.0, q_star)
+    sim = simulate(archs, depth=layers, q0=q0, rho0=1.0 - gap, n_seeds=n_seeds, seed=seed,
+                   device=device)
+    estimates = np.log((1.0 - sim.rho[:, :, 2 * layers]) / gap) / layers
+    return Simulation.mean_sem(estimates)
+
+
+# --------------------------------------------------------------------------------------------
+# Measurement by autograd on finite-width random transformers
+
+
+@dataclass(frozen=True)
+class JacobianMeasurement:
+    """Squared Frobenius norms of dX_L/dX_0 split into modes, one value per architecture and
+    seed (shape (P, S)): ``common`` = ||J P_c||_F^2 / d and ``differential`` = ||J P_d||_F^2 /
+    ((n - 1) d), each an estimate of prod G; ``total`` = ||J||_F^2 / (n d).  For the probe
+    method ``*_sem`` holds the standard error of each value over the probes (zero when exact).
+    ``param_grads[P, S, l]``: ||d(r . X_L) / dW_2^(l)||_F^2 of layer l = 1..L for one probe r,
+    whose ratio across layers follows the common mode (module docstring)."""
+
+    archs: tuple[Architecture, ...]
+    depth: int
+    common: np.ndarray
+    differential: np.ndarray
+    common_sem: np.ndarray
+    differential_sem: np.ndarray
+    param_grads: np.ndarray
+
+    @property
+    def total(self) -> np.ndarray:
+        """||J||_F^2 / (n d)."""
+        n = self.archs[0].n
+        return (self.common + (n - 1) * self.differential) / n
+
+    def exponents(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per-layer rates (1/L) log of the seed means of common, differential and total, each
+        with a delta-method standard error over seeds: {name: (mean, sem)} per architecture."""
+        out = {}
+        for name in ("common", "differential", "total"):
+            values = getattr(self, name)
+            mean = values.mean(axis=1)
+            s = values.shape[1]
+            sem = values.std(axis=1, ddof=1) / np.sqrt(s) if s > 1 else np.full_like(mean,
+                                                                                     np.nan)
+            out[name] = (np.log(mean) / self.depth, sem / mean / self.depth)
+        return out
+
+
+METHODS = ("exact", "probe")
+
+
+def _collapsed_tokens(n: int, d: int, q: float, generator: torch.Generator, dtype,
+                      device) -> torch.Tensor:
+    """n identical tokens x with |x|^2 = q d (a random direction)."""
+    x = torch.randn(d, generator=generator, dtype=dtype, device=device)
+    x = x * math.sqrt(q * d) / torch.linalg.vector_norm(x)
+    return x.expand(n, d).clone()
+
+
+def measure_jacobian(archs: Architecture | Sequence[Architecture], depth: int,
+                     q0: float | Sequence[float] | None = None, n_seeds: int = 8,
+                     seed: int = 0, method: str = "exact", n_probes: int = 16,
+                     device: str = "cpu", dtype=torch.float64,
+                     cpu_threads: int | None = 1) -> JacobianMeasurement:
+    """Measure the mode-resolved Jacobian norms of ``depth`` random blocks by autograd.
+
+    Tokens start on the collapsed line at norm ``q0`` (default :func:`default_start` per
+    architecture).  Weights are dense Gaussian draws
+    (:class:`tdyn.signalprop.simulate.DenseWeights`),
+    seeded per replicate like :func:`tdyn.signalprop.simulate.simulate`.  ``exact``: all n d
+    vector-Jacobian products (use for n d up to a few hundred); ``probe``: ``n_probes``
+    Gaussian probes r, each giving the unbiased estimates |P_c J^T r|^2 and |P_d J^T r|^2.
+    ``cpu_threads``: torch's intra-op threads on the CPU, as in
+    :func:`tdyn.signalprop.simulate.simulate`.
+    """
+    archs = check_batch(archs, depth, n_seeds, min_depth=1)
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not allowed; choose one of {METHODS}")
+    if not (isinstance(n_probes, int) and n_probes >= 2):
+        raise ValueError(f"n_probes={n_probes!r} must be an integer >= 2")
+    if q0 is None:
+        q0 = [default_start(a) for a in archs]
+    q0 = np.broadcast_to(np.asarray(q0, dtype=float), (len(archs),))
+    if not np.all(q0 > 0):
+        raise ValueError(f"q0={q0!r} must be positive (range (0, inf))")
+    dev = resolve_device(device)
+    with torch_threads(dev, cpu_threads):
+        return _measure(archs, depth, q0, n_seeds, seed, method, n_probes, dev, dtype)
+
+
+def _measure(archs, depth, q0, n_seeds, seed, method, n_probes, dev,
+             dtype) -> JacobianMeasurement:
+    """The autograd measurement of :func:`measure_jacobian`."""
+    a0 = archs[0]
+    n, d, hidden, n_arch = a0.n, a0.d, a0.hidden, len(archs)
+    gens = [torch.Generator(device=dev).manual_seed(replicate_seed(seed, k))
+            for k in range(n_seeds)]
+    x0 = torch.stack([_collapsed_tokens(n, d, 1.0, g, dtype, dev) for g in gens])
+    scale = torch.tensor(np.sqrt(q0), dtype=dtype, device=dev).repeat_interleave(n_seeds)
+    x0 = (x0.repeat(n_arch, 1, 1) * scale[:, None, None]).requires_grad_(True)
+    scales = BatchScales.of(archs, n_seeds, dtype, dev)
+    layers = [DenseWeights(d, hidden, gens, dtype, dev, repeat=n_arch) for _ in range(depth)]
+    w2 = [w.matrices["W2"].requires_grad_(True) for w in layers]
+    x = forward(x0, layers, scales, a0)
+    batch = x.shape[0]
+    if method == "exact":
+        eye = torch.eye(n * d, dtype=dtype, device=dev).reshape(n * d, 1, n, d)
+        cotangents = eye.expand(n * d, batch, n, d)
+    else:
+        # Probes of replicate k come from (seed, k) alone and are shared by every architecture
+        # (like the weights): a grid point's result never depends on the rest of the batch.
+        cotangents = torch.stack([
+            torch.randn(n_probes, n, d, dtype=dtype, device=dev, generator=torch.Generator(
+                device=dev).manual_seed(replicate_seed(replicate_seed(seed, k), -1 % 2**31)))
+            for k in range(n_seeds)], dim=1).repeat(1, n_arch, 1, 1)
+    (rows,) = torch.autograd.grad(x, x0, cotangents, is_grads_batched=True, retain_graph=True)
+    mean = rows.mean(dim=2, keepdim=True)  # P_c J^T r: the token average, repeated
+    common = (mean**2).sum(dim=(2, 3)) * n  # |P_c v|^2 = n |mean|^2, shape (K, batch)
+    differential = ((rows - mean) ** 2).sum(dim=(2, 3))
+    if method == "exact":
+        c_val, d_val = common.sum(0), differential.sum(0)
+        c_sem = d_sem = torch.zeros_like(c_val)
+    else:
+        k = cotangents.shape[0]
+        c_val, d_val = common.mean(0), differential.mean(0)
+        c_sem, d_sem = common.std(0) / math.sqrt(k), differential.std(0) / math.sqrt(k)
+    grads = torch.autograd.grad(x, w2, cotangents[0])
+    param = torch.stack([(g**2).sum(dim=(1, 2)) for g in grads], dim=-1)
+
+    def shaped(t, norm):
+        return (t.detach().cpu().numpy() / norm).reshape(n_arch, n_seeds, *t.shape[1:])
+
+    return JacobianMeasurement(
+        archs=archs, depth=depth,
+        common=shaped(c_val, d), differential=shaped(d_val, (n - 1) * d),
+        common_sem=shaped(c_sem, d), differential_sem=shaped(d_sem, (n - 1) * d),
+        param_grads=shaped(param, 1.0))

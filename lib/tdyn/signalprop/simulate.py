@@ -1,0 +1,308 @@
+"""Finite-width simulation of random transformers of the family in
+:mod:`tdyn.signalprop.architecture`.
+
+The simulator starts n tokens from a permutation-symmetric simplex with Gram matrix
+C = (q0 - p0) I + p0 11^T (p0 = rho0 q0), pushes them through ``depth`` freshly drawn random
+blocks and records C = X X^T / d after every half-block (attention, then MLP).  It is batched
+over hyperparameter points and seeds: one call runs P architectures x S seeds as a single
+batch of P*S transformers.  Replicate k uses the same standard-normal draws for every
+architecture (common random numbers), from a torch generator seeded by (seed, k), so a result
+does not depend on which other points share the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tdyn.devices import resolve_device, torch_threads
+from tdyn.signalprop.architecture import Architecture
+
+INITS = ("exact", "gaussian")
+
+
+def replicate_seed(seed: int, k: int) -> int:
+    """The torch seed of replicate k of a run with base ``seed`` (via numpy's SeedSequence)."""
+    return int(np.random.SeedSequence([seed, k]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def initial_tokens(n: int, d: int, q: float, rho: float, generator: torch.Generator,
+                   init: str = "exact", dtype=torch.float64, device="cpu") -> torch.Tensor:
+    """n tokens in R^d forming a simplex with C_ii = q, C_ij = rho q (C = X X^T / d).
+
+    ``exact``: x_i = sqrt(q d) (sqrt(rho) e_0 + sqrt(1 - rho) e_i) for random orthonormal
+    e_0..e_n (needs d >= n + 1), so C is exactly the simplex.  ``gaussian``: x_i =
+    sqrt(q) (sqrt(rho) g + sqrt(1 - rho) z_i) with g, z_i ~ N(0, I_d), so only E[C] is
+    (paper digest, Appendix A [TP]).
+    """
+    if not q > 0:
+        raise ValueError(f"q0={q!r} must be positive (range (0, inf))")
+    if not 0.0 <= rho <= 1.0:
+        raise ValueError(f"rho0={rho!r} must lie in [0, 1]")
+    if init == "exact":
+        if d < n + 1:
+            raise ValueError(f"init='exact' needs d >= n + 1; got d={d}, n={n}")
+        g = torch.randn(d, n + 1, generator=generator, dtype=dtype, device=device)
+        basis = torch.linalg.qr(g).Q.T  # (n + 1, d), orthonormal rows
+        x = np.sqrt(rho) * basis[:1] + np.sqrt(1.0 - rho) * basis[1:]
+        return np.sqrt(q * d) * x
+    if init == "gaussian":
+        g = torch.randn(n + 1, d, generator=generator, dtype=dtype, device=device)
+        return np.sqrt(q) * (np.sqrt(rho) * g[:1] + np.sqrt(1.0 - rho) * g[1:])
+    raise ValueError(f"init={init!r} is not allowed; choose one of {INITS}")
+
+
+def layer_norm(x: torch.Tensor) -> torch.Tensor:
+    """LN(x) = sqrt(d) x / |x| along the last axis (no gain, no bias)."""
+    return x * (x.shape[-1] ** 0.5) / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+
+
+_ACTIVATIONS = {"tanh": torch.tanh, "erf": torch.erf, "relu": torch.relu}
+
+
+@dataclass(frozen=True)
+class BatchScales:
+    """Per-transformer scalars of a batch, each of shape (B, 1, 1)."""
+
+    sigma_A: torch.Tensor
+    sigma_V: torch.Tensor
+    sigma_w: torch.Tensor
+    sigma_2: torch.Tensor
+    alpha_A: torch.Tensor
+    alpha_M: torch.Tensor
+    skip_A: torch.Tensor
+    skip_M: torch.Tensor
+
+    @classmethod
+    def of(cls, archs: Sequence[Architecture], repeat: int, dtype, device) -> BatchScales:
+        def column(values):
+            t = torch.tensor(values, dtype=dtype, device=device).repeat_interleave(repeat)
+            return t.reshape(-1, 1, 1)
+
+        return cls(
+            sigma_A=column([a.sigma_A for a in archs]),
+            sigma_V=column([a.sigma_V for a in archs]),
+            sigma_w=column([a.sigma_w for a in archs]),
+            sigma_2=column([a.readout_scale for a in archs]),
+            alpha_A=column([a.alpha_A for a in archs]),
+            alpha_M=column([a.alpha_M for a in archs]),
+            skip_A=column([a.skip_A for a in archs]),
+            skip_M=column([a.skip_M for a in archs]),
+        )
+
+
+SAMPLERS = ("projected", "weights")
+
+
+def _gaussian_matrices(sizes: dict[str, tuple[int, int]], generators: Sequence[torch.Generator],
+                       dtype, device, repeat: int) -> dict[str, torch.Tensor]:
+    """Named i.i.d. N(0, 1) matrices of the given shapes, stacked on axis 0: one draw per
+    generator (all matrices from one flat vector, in the order of ``sizes``), the whole stack
+    repeated ``repeat`` times."""
+    total = sum(a * b for a, b in sizes.values())
+    flat = torch.stack([torch.randn(total, generator=g, dtype=dtype, device=device)
+                        for g in generators]).repeat(repeat, 1)
+    matrices, start = {}, 0
+    for key, (a, b) in sizes.items():
+        matrices[key] = flat[:, start:start + a * b].reshape(-1, a, b)
+        start += a * b
+    return matrices
+
+
+class DenseWeights:
+    """One layer's weight matrices for each transformer of a batch, drawn explicitly.
+
+    Unit-variance Gaussian matrices ``Q``, ``K``, ``V`` (d x d), ``W1`` (D x d), ``W2`` (d x D),
+    stacked on axis 0, one per generator.  :meth:`apply` returns y W^T.
+    """
+
+    def __init__(self, d: int, hidden: int, generators: Sequence[torch.Generator], dtype,
+                 device, repeat: int = 1):
+        sizes = {"Q": (d, d), "K": (d, d), "V": (d, d), "W1": (hidden, d), "W2": (d, hidden)}
+        self.matrices = _gaussian_matrices(sizes, generators, dtype, device, repeat)
+
+    def apply(self, name: str, y: torch.Tensor) -> torch.Tensor:
+        """y W^T for inputs y of shape (B, n, fan_in)."""
+        return y @ self.matrices[name].transpose(1, 2)
+
+
+class ProjectedWeights:
+    """One layer's weights, sampled only where the n tokens see them (exact in distribution).
+
+    A weight matrix W with i.i.d. N(0, 1) entries is applied once, to the n x fan_in input Y.
+    With the reduced QR factorization Y^T = Q R (Q orthonormal, fan_in x k, k = min(fan_in, n)),
+    W Y^T = (W Q) R and W Q has i.i.d. N(0, 1) entries, so drawing Z = W Q (fan_out x k)
+    directly gives the same joint law of the layer's outputs at a cost of fan_out * k normals
+    instead of fan_out * fan_in.  Every layer draws fresh weights, so whole trajectories have
+    the law of :class:`DenseWeights` too.
+    """
+
+    def __init__(self, d: int, hidden: int, n: int, generators: Sequence[torch.Generator],
+                 dtype, device, repeat: int = 1):
+        kd, kh = min(d, n), min(hidden, n)
+        sizes = {"Q": (d, kd), "K": (d, kd), "V": (d, kd), "W1": (hidden, kd), "W2": (d, kh)}
+        self.projections = _gaussian_matrices(sizes, generators, dtype, device, repeat)
+
+    def apply(self, name: str, y: torch.Tensor) -> torch.Tensor:
+        """A sample of y W^T for inputs y of shape (B, n, fan_in)."""
+        r = torch.linalg.qr(y.transpose(1, 2), mode="reduced").R  # (B, k, n)
+        return (self.projections[name] @ r).transpose(1, 2)
+
+
+def attention_update(x: torch.Tensor, w, s: BatchScales, norm: str) -> torch.Tensor:
+    """x <- c_A x + alpha_A W_V softmax(s) y (then LN for post-LN); x has shape (B, n, d)."""
+    d = x.shape[-1]
+    y = layer_norm(x) if norm == "pre" else x
+    queries = w.apply("Q", y) / d**0.5
+    keys = w.apply("K", y) / d**0.5
+    logits = s.sigma_A * (queries @ keys.transpose(1, 2)) / d**0.5
+    attn = torch.softmax(logits, dim=-1)
+    values = w.apply("V", attn @ y) * (s.sigma_V / d**0.5)
+    x = s.skip_A * x + s.alpha_A * values
+    return layer_norm(x) if norm == "post" else x
+
+
+def mlp_update(x: torch.Tensor, w, s: BatchScales, phi: str, norm: str,
+               hidden: int) -> torch.Tensor:
+    """x <- c_M x + alpha_M W_2 phi(W_1 y) token-wise (then LN for post-LN)."""
+    d = x.shape[-1]
+    y = layer_norm(x) if norm == "pre" else x
+    h = _ACTIVATIONS[phi](w.apply("W1", y) * (s.sigma_w / d**0.5))
+    x = s.skip_M * x + s.alpha_M * w.apply("W2", h) * (s.sigma_2 / hidden**0.5)
+    return layer_norm(x) if norm == "post" else x
+
+
+def forward(x: torch.Tensor, layers: Sequence, scales: BatchScales,
+            arch: Architecture) -> torch.Tensor:
+    """Tokens x of shape (B, n, d) through one block per entry of ``layers`` (the weights of a
+    layer, :class:`DenseWeights` or :class:`ProjectedWeights`): attention, then MLP, with the
+    residual form and LayerNorm placement of ``arch`` and the per-transformer ``scales``."""
+    for w in layers:
+        x = attention_update(x, w, scales, arch.norm)
+        x = mlp_update(x, w, scales, arch.phi, arch.norm, arch.hidden)
+    return x
+
+
+def gram(x: torch.Tensor) -> torch.Tensor:
+    """C = X X^T / d for tokens stacked as rows (batched over leading axes)."""
+    return x @ x.transpose(-1, -2) / x.shape[-1]
+
+
+def gram_qp(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(q, p): the mean diagonal and mean off-diagonal entries of Gram matrices (..., n, n)."""
+    n = c.shape[-1]
+    diag = np.diagonal(c, axis1=-2, axis2=-1).sum(-1)
+    return diag / n, (c.sum((-1, -2)) - diag) / (n * (n - 1))
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Gram matrices of a batch of simulated transformers.
+
+    ``gram[P, S, t]`` is C for architecture P, seed S, after half-step t: t = 2l is the output
+    of layer l (t = 0 the input), t = 2l + 1 the state after the attention sub-block of layer
+    l + 1.  ``q`` and ``p`` are the mean diagonal and off-diagonal entries, shape (P, S, T).
+    """
+
+    archs: tuple[Architecture, ...]
+    gram: np.ndarray
+    q: np.ndarray
+    p: np.ndarray
+
+    @property
+    def rho(self) -> np.ndarray:
+        """p / q per architecture, seed and half-step."""
+        return self.p / self.q
+
+    def layers(self, values: np.ndarray) -> np.ndarray:
+        """The layer outputs (even half-steps) of an array indexed like ``q``."""
+        return values[..., ::2]
+
+    @staticmethod
+    def mean_sem(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean over seeds (axis 1) and its standard error (seed-to-seed spread / sqrt(S))."""
+        s = values.shape[1]
+        sem = values.std(axis=1, ddof=1) / np.sqrt(s) if s > 1 else np.full_like(
+            values[:, 0], np.nan)
+        return values.mean(axis=1), sem
+
+
+def check_batch(archs, depth, n_seeds, min_depth: int) -> tuple[Architecture, ...]:
+    """The architectures of one batched simulation, as a tuple, after checking that they share
+    every shape-setting field and that ``depth`` >= ``min_depth`` and ``n_seeds`` >= 1."""
+    if isinstance(archs, Architecture):
+        archs = [archs]
+    archs = tuple(archs)
+    if not archs:
+        raise ValueError("archs must contain at least one Architecture")
+    for key in ("n", "d", "phi", "residual", "norm", "mlp_ratio"):
+        values = {getattr(a, key) for a in archs}
+        if len(values) > 1:
+            raise ValueError(f"all architectures of a batch must share {key}; got {values}")
+    if not (isinstance(depth, int) and depth >= min_depth):
+        raise ValueError(f"depth={depth!r} must be an integer >= {min_depth}")
+    if not (isinstance(n_seeds, int) and n_seeds >= 1):
+        raise ValueError(f"n_seeds={n_seeds!r} must be an integer >= 1")
+    return archs
+
+
+def simulate(archs: Architecture | Sequence[Architecture], depth: int,
+             q0: float | Sequence[float] = 1.0, rho0: float = 0.5, n_seeds: int = 4,
+             seed: int = 0, init: str = "exact",
+             sampler: str = "projected", device: str = "cpu", dtype=torch.float64,
+             cpu_threads: int | None = 1) -> Simulation:
+    """Simulate ``n_seeds`` random transformers of ``depth`` blocks for each architecture.
+
+    All architectures must share n, d, phi, residual, norm and mlp_ratio (they are batched
+    together); the scalar hyperparameters may differ.  ``q0`` is one initial norm for all, or
+    one per architecture (the simplex is then rescaled per architecture).  ``sampler``:
+    ``projected`` draws each weight matrix only on the span of its n inputs
+    (:class:`ProjectedWeights`, exact in distribution and far cheaper when n << d);
+    ``weights`` draws the full matrices
+    (:class:`DenseWeights`).  ``cpu_threads``: torch's intra-op threads while simulating on
+    the CPU (restored afterwards; None keeps the current setting).  One thread is the default
+    because torch's batched QR of many small matrices runs tens of times slower when its
+    threads contend.  Returns a :class:`Simulation`.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler={sampler!r} is not allowed; choose one of {SAMPLERS}")
+    archs = check_batch(archs, depth, n_seeds, min_depth=0)
+    q0 = np.broadcast_to(np.asarray(q0, dtype=float), (len(archs),))
+    if not np.all(q0 > 0):
+        raise ValueError(f"q0={q0!r} must be positive (range (0, inf))")
+    dev = resolve_device(device)
+    gens = []
+    for k in range(n_seeds):
+        g = torch.Generator(device=dev)
+        g.manual_seed(replicate_seed(seed, k))
+        gens.append(g)
+    with torch_threads(dev, cpu_threads):
+        c = _run(archs, depth, q0, rho0, gens, init, sampler, dev, dtype)
+    q, p = gram_qp(c)
+    return Simulation(archs=archs, gram=c, q=q, p=p)
+
+
+def _run(archs, depth, q0, rho0, gens, init, sampler, dev, dtype) -> np.ndarray:
+    """The simulation loop of :func:`simulate`; returns the Gram matrices (P, S, T, n, n)."""
+    a0 = archs[0]
+    n, d, hidden, n_seeds = a0.n, a0.d, a0.hidden, len(gens)
+    x0 = torch.stack([initial_tokens(n, d, 1.0, rho0, g, init, dtype, dev) for g in gens])
+    scale = torch.tensor(np.sqrt(q0), dtype=dtype, device=dev).repeat_interleave(n_seeds)
+    x = x0.repeat(len(archs), 1, 1) * scale[:, None, None]  # (P*S, n, d), architecture-major
+    scales = BatchScales.of(archs, n_seeds, dtype, dev)
+    grams = [gram(x)]
+    with torch.no_grad():
+        for _ in range(depth):
+            if sampler == "projected":
+                w = ProjectedWeights(d, hidden, n, gens, dtype, dev, repeat=len(archs))
+            else:
+                w = DenseWeights(d, hidden, gens, dtype, dev, repeat=len(archs))
+            x = attention_update(x, w, scales, a0.norm)
+            grams.append(gram(x))
+            x = mlp_update(x, w, scales, a0.phi, a0.norm, hidden)
+            grams.append(gram(x))
+    c = torch.stack(grams, dim=1).reshape(len(archs), n_seeds, 2 * depth + 1, n, n)
+    return c.cpu().numpy()

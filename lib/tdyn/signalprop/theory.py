@@ -1,0 +1,367 @@
+"""Mean-field signal propagation through the transformer family of
+:mod:`tdyn.signalprop.architecture`.
+
+State: the permutation-symmetric Gram matrix C = (q - p) I + p 11^T of n tokens (C = X X^T / d),
+rho = p / q.  At infinite width each half-block maps (q, p) to new values; together they give
+the two-dimensional layer map of Cowsik et al. (2024).  The equations below are OUR
+RECONSTRUCTION (paper digest, sections 2-3, tag [R]); the paper's own equations could not be
+read.  They are checked against finite-width simulation (:mod:`tdyn.signalprop.simulate`) in
+the tests.
+
+Branch input.  A branch sees y = LN(x) (pre-LN: Gram (1, rho)) or y = x (post-LN: Gram (q, p)).
+Write (q_b, p_b) for its Gram entries and rho_b = p_b / q_b.
+
+Attention.  The logits s_ij have variance (sigma_A q_b)^2 and covariance
+(sigma_A q_b)^2 rho_ik rho_jl.  With the softmax overlaps S2 = E sum_j A_ij^2 and
+S11 = E sum_j A_ij A_kj (i != k), the branch output has Gram entries
+    q_A = sigma_V^2 [p_b + (q_b - p_b) S2],    p_A = sigma_V^2 [p_b + (q_b - p_b) S11],
+and the residual sum gives q' = c_A^2 q + alpha_A^2 q_A, p' = c_A^2 p + alpha_A^2 p_A (the cross
+terms vanish in expectation over W_V); post-LN then rescales to (1, p'/q').
+
+MLP.  With K_b(rho) = sigma_2^2 E[phi(u) phi(v)], Var u = Var v = sigma_w^2 q_b,
+Corr(u, v) = rho:  q'' = c_M^2 q' + alpha_M^2 K_b(1),  p'' = c_M^2 p' + alpha_M^2 K_b(rho_b).
+
+Angle exponent.  lambda_a is the growth rate per layer of 1 - rho near the collapsed line
+p = q, where attention is exactly uniform and changes token differences only at second order:
+    pre-LN:  e^lambda_a = c_A^2 q (c_M^2 q_1 + alpha_M^2 chi) / (q_1 q_2),
+             q_1 = c_A^2 q + alpha_A^2 sigma_V^2,  q_2 = c_M^2 q_1 + alpha_M^2 K(1),
+             evaluated at the collapsed fixed point q = q* (q_2 = q*) for ``interp``, at a given
+             q for ``plain`` (q grows linearly there and has no fixed point);
+    post-LN: e^lambda_a = [c_A^2 / (c_A^2 + alpha_A^2 sigma_V^2)] [(c_M^2 + alpha_M^2 chi)
+             / (c_M^2 + alpha_M^2 K(1))],
+with chi = dK/drho at rho = 1 (sigma_A and n drop out).  lambda_a < 0: ordered (tokens
+collapse to a line); lambda_a > 0: chaotic (tokens repel towards a regular simplex).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tdyn.signalprop.architecture import Architecture, skip_coefficient
+from tdyn.signalprop.gaussian import (
+    kernel_closed_form,
+    kernel_diagonal,
+    kernel_quadrature,
+    kernel_slope,
+)
+
+SOFTMAX_MODES = ("annealed", "large_n", "sampled")
+"""How S2, S11 are computed: see :func:`softmax_overlaps`."""
+
+KERNEL_ORDER = 201
+"""Trapezoid nodes per axis for the 2-D tanh kernel in the map (agrees with the 401-node rule of
+:mod:`tdyn.signalprop.gaussian` to 1e-9 for sigma_w^2 q_b <= 16; tested)."""
+
+
+def softmax_overlaps(n: int, rho, sigma, mode: str = "annealed", n_samples: int = 20000,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(S2, S11): E sum_j A_ij^2 and E sum_j A_ij A_kj for n tokens with logit cosine rho.
+
+    The logits of query i are s_ij = sigma (a_j + b_ij) up to a j-independent shift, with
+    independent a_j ~ N(0, rho(1 - rho)) (shared by all queries) and b_ij ~ N(0, (1 - rho)^2);
+    write v = 1 - rho.
+
+    ``annealed``: average numerator and denominator of the softmax separately,
+        S2 = e^{sigma^2 v} / (e^{sigma^2 v} + n - 1),  S11 = e^{sigma^2 rho v} / (e^{sigma^2 rho v}
+        + n - 1),
+    which keeps the j = k terms of the denominator, so S2 <= 1.  ``large_n``: their n >> 1 form
+    e^{sigma^2 v} / n, e^{sigma^2 rho v} / n (the digest's formula; can exceed 1).
+    ``sampled``: the exact Gaussian average of the softmax, by seeded Monte Carlo over
+    ``n_samples`` draws of (a, b) (the same draws for every rho); needs rho in [0, 1].
+    """
+    if not (isinstance(n, int | np.integer) and n >= 2):
+        raise ValueError(f"n={n!r} must be an integer >= 2")
+    rho = np.asarray(rho, dtype=float)
+    sigma = np.asarray(sigma, dtype=float)
+    v = 1.0 - rho
+    if mode == "annealed":
+        e2, e11 = np.exp(sigma**2 * v), np.exp(sigma**2 * rho * v)
+        return e2 / (e2 + n - 1), e11 / (e11 + n - 1)
+    if mode == "large_n":
+        return np.exp(sigma**2 * v) / n, np.exp(sigma**2 * rho * v) / n
+    if mode == "sampled":
+        if np.any((rho < 0) | (rho > 1)):
+            raise ValueError(f"rho={rho!r} must lie in [0, 1] for mode='sampled'")
+        rng = np.random.default_rng(seed)
+        a = rng.standard_normal((n_samples, 1, n))
+        b = rng.standard_normal((n_samples, 2, n))
+        rho_b, sigma_b = np.broadcast_arrays(rho, sigma)
+        s2, s11 = np.empty(rho_b.shape), np.empty(rho_b.shape)
+        for idx in np.ndindex(rho_b.shape):
+            r, s = rho_b[idx], sigma_b[idx]
+            logits = s * (np.sqrt(r * (1 - r)) * a + (1 - r) * b)
+            logits -= logits.max(axis=-1, keepdims=True)
+            attn = np.exp(logits)
+            attn /= attn.sum(axis=-1, keepdims=True)
+            s2[idx] = np.mean(np.sum(attn[:, 0] ** 2, axis=-1))
+            s11[idx] = np.mean(np.sum(attn[:, 0] * attn[:, 1], axis=-1))
+        return s2, s11
+    raise ValueError(f"mode={mode!r} is not a softmax mode; allowed: {SOFTMAX_MODES}")
+
+
+def mlp_kernel(arch: Architecture, q_b, rho) -> np.ndarray:
+    """K_b(rho) = sigma_2^2 E[phi(u) phi(v)], Var u = Var v = sigma_w^2 q_b (q_b scalar)."""
+    var = arch.sigma_w**2 * float(q_b)
+    if arch.phi in ("erf", "relu"):
+        k = kernel_closed_form(arch.phi, var, np.clip(rho, -1.0, 1.0))
+    else:
+        k = kernel_quadrature(arch.phi, var, np.clip(rho, -1.0, 1.0), order=KERNEL_ORDER)
+    return arch.readout_scale**2 * k
+
+
+def _branch_input(q, p, norm: str):
+    return (np.ones_like(q), p / q) if norm == "pre" else (q, p)
+
+
+def attention_map(q, p, arch: Architecture, softmax: str = "annealed", n_samples: int = 20000,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(q, p) after the attention sub-block (module docstring); arrays broadcast."""
+    q, p = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(p, dtype=float))
+    q_b, p_b = _branch_input(q, p, arch.norm)
+    s2, s11 = softmax_overlaps(arch.n, p_b / q_b, arch.sigma_A * q_b, softmax, n_samples, seed)
+    q_attn = arch.sigma_V**2 * (p_b + (q_b - p_b) * s2)
+    p_attn = arch.sigma_V**2 * (p_b + (q_b - p_b) * s11)
+    c2, a2 = arch.skip_A**2, arch.alpha_A**2
+    q_new, p_new = c2 * q + a2 * q_attn, c2 * p + a2 * p_attn
+    if arch.norm == "post":
+        return np.ones_like(q_new), p_new / q_new
+    return q_new, p_new
+
+
+def mlp_map(q, p, arch: Architecture) -> tuple[np.ndarray, np.ndarray]:
+    """(q, p) after the MLP sub-block (module docstring); arrays broadcast."""
+    q, p = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(p, dtype=float))
+    q_b, p_b = _branch_input(q, p, arch.norm)
+    k1, kp = np.empty(q.shape), np.empty(q.shape)
+    for value in np.unique(q_b):  # the kernel takes one variance at a time
+        mask = q_b == value
+        k1[mask] = arch.readout_scale**2 * kernel_diagonal(arch.phi, arch.sigma_w**2 * value)
+        kp[mask] = mlp_kernel(arch, value, p_b[mask] / value)
+    c2, a2 = arch.skip_M**2, arch.alpha_M**2
+    q_new, p_new = c2 * q + a2 * k1, c2 * p + a2 * kp
+    if arch.norm == "post":
+        return np.ones_like(q_new), p_new / q_new
+    return q_new, p_new
+
+
+def layer_map(q, p, arch: Architecture, softmax: str = "annealed", n_samples: int = 20000,
+              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """One full block: the MLP sub-map after the attention sub-map."""
+    return mlp_map(*attention_map(q, p, arch, softmax, n_samples, seed), arch)
+
+
+def trajectory(arch: Architecture, depth: int, q0: float = 1.0, rho0: float = 0.5,
+               softmax: str = "annealed", n_samples: int = 20000,
+               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(q, p) at every half-step t = 0..2 depth, indexed like
+    :class:`tdyn.signalprop.simulate.Simulation`.
+
+    t = 2l is the output of layer l (t = 0 the input simplex, p0 = rho0 q0), t = 2l + 1 the state
+    after the attention sub-block of layer l + 1.
+    """
+    if not (isinstance(depth, int | np.integer) and depth >= 0):
+        raise ValueError(f"depth={depth!r} must be an integer >= 0")
+    if not q0 > 0:
+        raise ValueError(f"q0={q0!r} must be positive (range (0, inf))")
+    if not -1.0 / (arch.n - 1) <= rho0 <= 1.0:
+        raise ValueError(f"rho0={rho0!r} must lie in [-1/(n-1), 1] = [{-1 / (arch.n - 1)}, 1]")
+    qs, ps = [q0], [rho0 * q0]
+    q, p = q0, rho0 * q0
+    for _ in range(depth):
+        q, p = attention_map(q, p, arch, softmax, n_samples, seed)
+        qs.append(float(q))
+        ps.append(float(p))
+        q, p = mlp_map(q, p, arch)
+        qs.append(float(q))
+        ps.append(float(p))
+    return np.array(qs), np.array(ps)
+
+
+@dataclass(frozen=True)
+class CollapsedFixedPoint:
+    """The collapsed line p = q: its norm q* and the norm q_1* after the attention sub-block.
+
+    NaN where the map has no (unique) fixed point in q: ``plain`` pre-LN (q grows by
+    alpha_A^2 sigma_V^2 + alpha_M^2 K(1) per layer) and the identity map alpha_A = alpha_M = 0.
+    """
+
+    q: float
+    q_attn: float
+
+
+def collapsed_fixed_point(arch: Architecture) -> CollapsedFixedPoint:
+    """q* of the collapsed line (exact at any n: identical tokens attend uniformly).
+
+    pre-LN ``interp``: q* = [c_M^2 alpha_A^2 sigma_V^2 + alpha_M^2 K(1)] / (1 - c_A^2 c_M^2),
+    q_1* = c_A^2 q* + alpha_A^2 sigma_V^2.  post-LN: q* = q_1* = 1.
+    """
+    if arch.norm == "post":
+        return CollapsedFixedPoint(1.0, 1.0)
+    c2a, c2m = arch.skip_A**2, arch.skip_M**2
+    denom = 1.0 - c2a * c2m
+    if arch.residual == "plain" or denom <= 0:
+        return CollapsedFixedPoint(math.nan, math.nan)
+    k1 = arch.readout_scale**2 * float(kernel_diagonal(arch.phi, arch.sigma_w**2))
+    q_star = (c2m * arch.alpha_A**2 * arch.sigma_V**2 + arch.alpha_M**2 * k1) / denom
+    return CollapsedFixedPoint(q_star, c2a * q_star + arch.alpha_A**2 * arch.sigma_V**2)
+
+
+@dataclass(frozen=True)
+class CollapsedLine:
+    """Per-layer constants of the (q, p) map on the collapsed line, as broadcast arrays.
+
+    ``k1`` = K(1) and ``chi`` = K'(1) (with the readout variance), ``c2a``, ``c2m`` the squared
+    skip coefficients, ``a2a``, ``a2m`` the squared branch strengths, ``v2`` = sigma_V^2, ``q``
+    the norm entering a layer (q* for ``interp`` pre-LN when it exists) and ``q1`` the norm
+    after the attention sub-block, q1 = c_A^2 q + alpha_A^2 sigma_V^2.
+    """
+
+    k1: np.ndarray
+    chi: np.ndarray
+    c2a: np.ndarray
+    c2m: np.ndarray
+    a2a: np.ndarray
+    a2m: np.ndarray
+    v2: np.ndarray
+    q: np.ndarray
+    q1: np.ndarray
+
+
+def collapsed_line(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None, phi: str = "tanh",
+                   residual: str = "interp", norm: str = "pre", q=1.0) -> CollapsedLine:
+    """The constants shared by lambda_a and the gradient gains (vectorized; ``sigma_2=None``
+    ties the readout scale to sigma_w; ``q`` is used where there is no fixed point)."""
+    if norm not in ("pre", "post"):
+        raise ValueError(f"norm={norm!r} is not allowed; choose one of ('pre', 'post')")
+    alpha_A, alpha_M, sigma_w, sigma_V, q = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (alpha_A, alpha_M, sigma_w, sigma_V, q)))
+    s2 = sigma_w if sigma_2 is None else np.asarray(sigma_2, dtype=float)
+    k1 = s2**2 * kernel_diagonal(phi, sigma_w**2)
+    chi = s2**2 * kernel_slope(phi, sigma_w**2)
+    c2a = skip_coefficient(alpha_A, residual) ** 2
+    c2m = skip_coefficient(alpha_M, residual) ** 2
+    a2a, a2m, v2 = alpha_A**2, alpha_M**2, sigma_V**2
+    if norm == "pre" and residual == "interp":
+        denom = 1.0 - c2a * c2m
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = np.where(denom > 0, (c2m * a2a * v2 + a2m * k1) / denom, 1.0)
+    return CollapsedLine(k1, chi, c2a, c2m, a2a, a2m, v2, q, c2a * q + a2a * v2)
+
+
+def angle_exponent(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None, phi: str = "tanh",
+                   residual: str = "interp", norm: str = "pre", q=1.0) -> np.ndarray:
+    """lambda_a in closed form (module docstring), vectorized over broadcastable arrays.
+
+    ``sigma_2=None`` ties the readout scale to sigma_w.  ``q`` is used only for ``plain``
+    pre-LN, which has no collapsed fixed point: there lambda_a is the one-layer rate at norm q.
+    For ``interp`` pre-LN with alpha_A = alpha_M = 0 (the identity map) lambda_a = 0.
+    """
+    c = collapsed_line(alpha_A, alpha_M, sigma_w, sigma_V=sigma_V, sigma_2=sigma_2, phi=phi,
+                       residual=residual, norm=norm, q=q)
+    with np.errstate(divide="ignore"):  # alpha_A = 1 (interp): lambda_a = -inf
+        if norm == "post":
+            return (np.log(c.c2a / (c.c2a + c.a2a * c.v2))
+                    + np.log((c.c2m + c.a2m * c.chi) / (c.c2m + c.a2m * c.k1)))
+        q2 = c.c2m * c.q1 + c.a2m * c.k1
+        return np.log(c.c2a * c.q * (c.c2m * c.q1 + c.a2m * c.chi) / (c.q1 * q2))
+
+
+def lambda_a(arch: Architecture, q: float = 1.0) -> float:
+    """lambda_a of an architecture (closed form; ``q`` only matters for ``plain`` pre-LN)."""
+    return float(angle_exponent(arch.alpha_A, arch.alpha_M, arch.sigma_w, sigma_V=arch.sigma_V,
+                                sigma_2=arch.readout_scale, phi=arch.phi,
+                                residual=arch.residual, norm=arch.norm, q=q))
+
+
+def lambda_a_from_map(arch: Architecture, q: float = 1.0, eps: float = 1e-5,
+                      softmax: str = "annealed") -> float:
+    """lambda_a measured on the map: log[(1 - rho') / (1 - rho)] for one layer from
+    rho = 1 - eps at the collapsed fixed point (at norm ``q`` for ``plain`` pre-LN).
+
+    Needs no closed form (it includes the finite-n attention terms, which vanish as eps -> 0).
+    """
+    if not 0 < eps < 0.5:
+        raise ValueError(f"eps={eps!r} must lie in (0, 0.5)")
+    fixed = collapsed_fixed_point(arch)
+    q0 = q if math.isnan(fixed.q) else fixed.q
+    q1, p1 = layer_map(q0, (1.0 - eps) * q0, arch, softmax)
+    return float(np.log((1.0 - p1 / q1) / eps))
+
+
+def phase(lam) -> str | np.ndarray:
+    """``ordered`` (lambda_a < 0), ``chaotic`` (> 0) or ``critical`` (= 0)."""
+    labels = np.where(lam < 0, "ordered", np.where(lam > 0, "chaotic", "critical"))
+    return str(labels) if labels.ndim == 0 else labels
+
+
+GRID_PARAMETERS = ("alpha", "alpha_A", "alpha_M", "sigma_w", "sigma_V", "sigma_2", "sigma_A",
+                   "n")
+"""Hyperparameters a phase diagram can sweep; ``alpha`` sets alpha_A = alpha_M together.
+lambda_a does not depend on ``sigma_A`` or ``n`` (it is constant along such an axis)."""
+
+
+def phase_diagram(arch: Architecture, x: tuple[str, np.ndarray], y: tuple[str, np.ndarray],
+                  q: float = 1.0) -> np.ndarray:
+    """lambda_a on the grid y x x (shape (len(y values), len(x values))), vectorized.
+
+    ``x`` and ``y`` are (name, values) with names from :data:`GRID_PARAMETERS`; the other
+    hyperparameters come from ``arch``.  Values are validated like :class:`Architecture`.
+    """
+    (xn, xv), (yn, yv) = x, y
+    for name in (xn, yn):
+        if name not in GRID_PARAMETERS:
+            raise ValueError(f"grid parameter {name!r} is not allowed; choose from "
+                             f"{GRID_PARAMETERS}")
+    xv, yv = np.asarray(xv, dtype=float), np.asarray(yv, dtype=float)
+    values = {"alpha_A": np.asarray(arch.alpha_A), "alpha_M": np.asarray(arch.alpha_M),
+              "sigma_w": np.asarray(arch.sigma_w), "sigma_V": np.asarray(arch.sigma_V),
+              "sigma_2": None if arch.sigma_2 is None else np.asarray(arch.sigma_2)}
+    for name, grid in ((xn, xv[None, :]), (yn, yv[:, None])):
+        _check_grid(name, grid, arch.residual)
+        if name in ("sigma_A", "n"):
+            continue
+        if name == "alpha":
+            values["alpha_A"] = values["alpha_M"] = grid
+        else:
+            values[name] = grid
+    out = angle_exponent(values["alpha_A"], values["alpha_M"], values["sigma_w"],
+                         sigma_V=values["sigma_V"], sigma_2=values["sigma_2"], phi=arch.phi,
+                         residual=arch.residual, norm=arch.norm, q=q)
+    return np.broadcast_to(out, (yv.size, xv.size)).copy()
+
+
+def _check_grid(name: str, grid: np.ndarray, residual: str) -> None:
+    if name.startswith("alpha"):
+        bad = (grid < 0) | (grid > 1) if residual == "interp" else grid < 0
+        if np.any(bad):
+            allowed = "[0, 1]" if residual == "interp" else "[0, inf)"
+            raise ValueError(f"{name} values must lie in {allowed} for residual={residual!r}")
+    elif name == "n":
+        if np.any((grid < 2) | (grid != np.round(grid))):
+            raise ValueError("n values must be integers >= 2")
+    elif np.any(grid <= 0):
+        raise ValueError(f"{name} values must be positive (range (0, inf))")
+
+
+def simplex_fixed_point(arch: Architecture, q0: float = 1.0, rho0: float = 0.0,
+                        softmax: str = "annealed", max_layers: int = 5000,
+                        tol: float = 1e-10) -> tuple[float, float, bool]:
+    """Iterate the layer map from (q0, rho0 q0) to a fixed point; returns (q, p, converged).
+
+    From rho0 = 0 in the chaotic phase this finds the regular-simplex fixed point (p* = O(1/n)
+    for odd phi: mutually almost orthogonal tokens of equal norm); in the ordered phase the
+    iteration flows to the collapsed line p = q.  Not for ``plain`` pre-LN (q grows).
+    """
+    if arch.residual == "plain" and arch.norm == "pre":
+        raise ValueError("residual='plain' with norm='pre' has no fixed point (q grows "
+                         "linearly); use norm='post' or residual='interp'")
+    q, p = q0, rho0 * q0
+    for _ in range(max_layers):
+        q_new, p_new = (float(v) for v in layer_map(q, p, arch, softmax))
+        if abs(q_new - q) < tol * q and abs(p_new - p) < tol * q:
+            return q_new, p_new, True
+        q, p = q_new, p_new
+    return q, p, False

@@ -1,0 +1,219 @@
+"""Part I trainability model and its ensemble training.
+
+Model.  Embedding E (V + 1 words, N(0, 1) entries, so |x|^2 ~ d), ``depth`` blocks of the
+family (pre-LN ``interp`` residual by default, the block of :mod:`tdyn.signalprop.simulate`, weights
+initialized with the family's variances and all trained), a final LN and a linear readout
+W_out ~ N(0, 1/d).  The residual strengths alpha_A, alpha_M are fixed architecture constants.
+
+Training.  One batched ensemble: every configuration (hyperparameters x seed) has its own
+stacked weights, and all of them see the same training batches (common random numbers), trained
+with Adam on the cross-entropy of the masked positions.  A configuration whose loss becomes
+non-finite is recorded as diverged (its loss is NaN from then on); the others are unaffected.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tdyn.devices import resolve_device, torch_threads
+from tdyn.signalprop.architecture import Architecture
+from tdyn.signalprop.simulate import replicate_seed
+from tdyn.signalprop.trainability.task import TopicTask
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Sizes and optimizer of one sweep: width d, depth, Adam learning rate, steps, batch size
+    (sequences), test set size, evaluation every ``eval_every`` steps, data seed."""
+
+    d: int = 32
+    depth: int = 6
+    lr: float = 1e-3
+    steps: int = 300
+    batch: int = 32
+    test_size: int = 512
+    eval_every: int = 100
+    data_seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("d", "depth", "steps", "batch", "test_size", "eval_every"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name}={value!r} must be an integer >= 1")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr={self.lr!r} must be a positive finite number")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One configuration of the ensemble: the block's hyperparameters and an init seed."""
+
+    alpha_A: float
+    alpha_M: float
+    sigma_w: float
+    sigma_A: float = 1.0
+    seed: int = 0
+
+    def architecture(self, task: TopicTask, settings: TrainSettings, **kw) -> Architecture:
+        """The :class:`Architecture` of this member at the run's sizes (n = seq_len)."""
+        return Architecture(n=task.seq_len, d=settings.d, sigma_A=self.sigma_A,
+                            sigma_w=self.sigma_w, alpha_A=self.alpha_A, alpha_M=self.alpha_M,
+                            **kw)
+
+
+def _layer_norm(x: torch.Tensor) -> torch.Tensor:
+    return x * (x.shape[-1] ** 0.5) / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+
+
+def init_ensemble(members: Sequence[Member], task: TopicTask, settings: TrainSettings,
+                  device="cpu", dtype=torch.float32) -> dict[str, torch.Tensor]:
+    """Stacked trainable weights, axis 0 = member.  Member m draws from a torch generator
+    seeded by (m.seed, 0), so its weights do not depend on the rest of the ensemble.
+
+    W_Q, W_K ~ N(0, sigma_A / d) (logit variance sigma_A^2 at |y|^2 = d), W_V ~ N(0, 1/d),
+    W_1 ~ N(0, sigma_w^2 / d), W_2 ~ N(0, sigma_w^2 / d) (readout tied to sigma_w, D = d).
+    """
+    d, depth, vocab = settings.d, settings.depth, task.vocab
+    shapes = {"E": (vocab + 1, d), "Q": (depth, d, d), "K": (depth, d, d), "V": (depth, d, d),
+              "W1": (depth, d, d), "W2": (depth, d, d), "out": (d, vocab)}
+    out = {key: [] for key in shapes}
+    for m in members:
+        g = torch.Generator(device=device).manual_seed(replicate_seed(m.seed, 0))
+        std = {"E": 1.0, "Q": math.sqrt(m.sigma_A / d), "K": math.sqrt(m.sigma_A / d),
+               "V": 1 / math.sqrt(d), "W1": m.sigma_w / math.sqrt(d),
+               "W2": m.sigma_w / math.sqrt(d), "out": 1 / math.sqrt(d)}
+        for key, shape in shapes.items():
+            out[key].append(std[key] * torch.randn(shape, generator=g, dtype=dtype,
+                                                   device=device))
+    return {key: torch.stack(v).requires_grad_(True) for key, v in out.items()}
+
+
+def forward(params: dict[str, torch.Tensor], alphas: torch.Tensor, inputs: torch.Tensor
+            ) -> torch.Tensor:
+    """Logits (members, batch, n, V) for word ids ``inputs`` (batch, n): pre-LN ``interp``
+    blocks x <- sqrt(1 - a_A^2) x + a_A W_V softmax(s) LN(x), x <- sqrt(1 - a_M^2) x + a_M W_2
+    tanh(W_1 LN(x)), then LN and the readout.  ``alphas``: (members, 2) = (alpha_A, alpha_M)."""
+    n_members = params["E"].shape[0]
+    batch, n = inputs.shape
+    d = params["E"].shape[-1]
+    x = params["E"][:, inputs]  # (M, batch, n, d)
+    a_A, a_M = alphas[:, 0].reshape(-1, 1, 1, 1), alphas[:, 1].reshape(-1, 1, 1, 1)
+    c_A, c_M = torch.sqrt(1 - a_A**2), torch.sqrt(1 - a_M**2)
+    for layer in range(params["Q"].shape[1]):
+        y = _layer_norm(x).reshape(n_members, batch * n, d)
+        q = (y @ params["Q"][:, layer].transpose(1, 2)).reshape(n_members * batch, n, d)
+        k = (y @ params["K"][:, layer].transpose(1, 2)).reshape(n_members * batch, n, d)
+        attn = torch.softmax(q @ k.transpose(1, 2) / d**0.5, dim=-1)
+        mixed = (attn @ y.reshape(n_members * batch, n, d)).reshape(n_members, batch * n, d)
+        values = (mixed @ params["V"][:, layer].transpose(1, 2)).reshape(x.shape)
+        x = c_A * x + a_A * values
+        y = _layer_norm(x).reshape(n_members, batch * n, d)
+        h = torch.tanh(y @ params["W1"][:, layer].transpose(1, 2))
+        x = c_M * x + a_M * (h @ params["W2"][:, layer].transpose(1, 2)).reshape(x.shape)
+    y = _layer_norm(x).reshape(n_members, batch * n, d)
+    return (y @ params["out"]).reshape(n_members, batch, n, -1)
+
+
+def masked_losses(logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor
+                  ) -> torch.Tensor:
+    """Per-member mean cross-entropy over the masked positions, shape (members,)."""
+    logp = torch.log_softmax(logits, dim=-1)
+    picked = torch.gather(logp, -1, targets.expand(logits.shape[0], *targets.shape)[..., None])
+    return -(picked[..., 0] * masked).sum(dim=(1, 2)) / masked.sum()
+
+
+EVAL_SLICE = 512
+"""Test sequences evaluated at once: bounds the memory of an evaluation of a large ensemble
+(a test set of at most this size is evaluated in one pass, as before slicing existed)."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Per member: final test and train loss (NaN if diverged), the step of divergence (-1 if
+    none) and the test loss at every evaluation (shape (members, evaluations))."""
+
+    test_loss: np.ndarray
+    train_loss: np.ndarray
+    diverged_at: np.ndarray
+    eval_steps: np.ndarray
+    test_curve: np.ndarray
+    seconds: float
+
+
+def train_ensemble(members: Sequence[Member], task: TopicTask, settings: TrainSettings,
+                   device: str = "cpu", dtype=torch.float32,
+                   cpu_threads: int | None = 1) -> TrainResult:
+    """Train all ``members`` as one batched ensemble with Adam (module docstring).
+
+    ``cpu_threads``: torch's intra-op threads while training on the CPU (restored afterwards;
+    None keeps the current setting); one is the default because many small batched products
+    run far slower when torch's threads contend with other processes for a few cores.
+    """
+    members = list(members)
+    if not members:
+        raise ValueError("members must contain at least one Member")
+    dev = resolve_device(device)
+    with torch_threads(dev, cpu_threads):
+        return _train(members, task, settings, dev, dtype)
+
+
+def _train(members, task, settings, dev, dtype) -> TrainResult:
+    """The training loop of :func:`train_ensemble`."""
+    start = time.perf_counter()
+    params = init_ensemble(members, task, settings, dev, dtype)
+    alphas = torch.tensor([[m.alpha_A, m.alpha_M] for m in members], dtype=dtype, device=dev)
+    opt = torch.optim.Adam(params.values(), lr=settings.lr)
+    data_rng = np.random.default_rng([settings.data_seed, 1])
+    test = [torch.as_tensor(a, device=dev) for a in
+            task.sample(settings.test_size, np.random.default_rng([settings.data_seed, 2]))]
+    diverged_at = np.full(len(members), -1)
+    eval_steps, curve = [], []
+    train_loss = torch.full((len(members),), math.nan)
+
+    def evaluate() -> np.ndarray:
+        with torch.no_grad():
+            if settings.test_size <= EVAL_SLICE:
+                loss = masked_losses(forward(params, alphas, test[0]), test[1], test[2])
+            else:  # mean over all masked positions = (sum of slice means x counts) / count
+                loss = sum(masked_losses(forward(params, alphas, x), y, m) * m.sum()
+                           for x, y, m in zip(*(t.split(EVAL_SLICE) for t in test),
+                                              strict=True)) / test[2].sum()
+        loss = loss.cpu().numpy().astype(float)
+        loss[diverged_at >= 0] = math.nan
+        return loss
+
+    for step in range(1, settings.steps + 1):
+        inputs, targets, masked = (torch.as_tensor(a, device=dev) for a in
+                                   task.sample(settings.batch, data_rng))
+        losses = masked_losses(forward(params, alphas, inputs), targets, masked)
+        finite = torch.isfinite(losses)
+        newly = (~finite.cpu().numpy()) & (diverged_at < 0)
+        diverged_at[newly] = step
+        opt.zero_grad(set_to_none=True)
+        torch.where(finite, losses, torch.zeros_like(losses)).sum().backward()
+        opt.step()
+        train_loss = losses.detach()
+        if step % settings.eval_every == 0 or step == settings.steps:
+            eval_steps.append(step)
+            curve.append(evaluate())
+    final_train = train_loss.cpu().numpy().astype(float)
+    final_train[diverged_at >= 0] = math.nan
+    curve = np.stack(curve, axis=1)
+    return TrainResult(test_loss=curve[:, -1], train_loss=final_train, diverged_at=diverged_at,
+                       eval_steps=np.array(eval_steps), test_curve=curve,
+                       seconds=time.perf_counter() - start)
+
+
+def task_reference_losses(task: TopicTask, settings: TrainSettings) -> dict[str, float]:
+    """Bayes-optimal and unigram losses on the run's test set (the floor and the no-context
+    baseline of the test loss)."""
+    inputs, targets, masked = task.sample(settings.test_size,
+                                          np.random.default_rng([settings.data_seed, 2]))
+    return {"bayes": task.bayes_loss(inputs, targets, masked),
+            "unigram": task.unigram_loss(targets, masked)}

@@ -1,0 +1,47 @@
+"""Coursework: every chapter of a part ends with exercises whose solutions are hidden."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+BOOK = Path(__file__).resolve().parents[2] / "book"
+CHAPTERS = sorted(BOOK.glob("part*/*.md"))
+EXERCISE = re.compile(r"^```\{exercise\}[^\n]*\n:label: ([\w-]+)", re.MULTILINE)
+SOLUTION = re.compile(r"^```\{solution\} ([\w-]+)\n((?::[\w-]+:[^\n]*\n)*)", re.MULTILINE)
+
+
+def exercise_labels(text: str) -> list[str]:
+    return EXERCISE.findall(text)
+
+
+def test_the_parts_have_chapters():
+    assert CHAPTERS
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: str(p.relative_to(BOOK)))
+def test_chapter_ends_with_exercises_with_hidden_solutions(chapter):
+    text = chapter.read_text()
+    exercises = exercise_labels(text)
+    assert exercises, "a chapter must end with exercises for a course"
+    solutions = dict(SOLUTION.findall(text))
+    for label in exercises:
+        assert label in solutions, f"exercise {label} has no solution"
+        assert ":class: dropdown" in solutions[label], f"solution of {label} is not hidden"
+    # The exercises come last: nothing but exercises and solutions after the first one.
+    tail = text[text.index("```{exercise}"):]
+    headings = re.findall(r"^#+ .*$", tail, re.MULTILINE)
+    assert headings == [], f"sections after the exercises: {headings}"
+
+
+def test_course_page_lists_every_exercise_exactly_once():
+    course = (BOOK / "course.md").read_text()
+    listed = re.findall(r"\{ref\}`([\w-]+)`", course)
+    in_chapters = [label for chapter in CHAPTERS for label in exercise_labels(chapter.read_text())]
+    assert sorted(set(listed)) == sorted(listed), "an exercise is listed twice"
+    assert sorted(listed) == sorted(in_chapters)
+    # Each row names the chapter that holds the exercise.
+    rows = re.findall(r"\{ref\}`([\w-]+)` \| \{doc\}`[^<`]*<([\w/]+)>`", course)
+    assert len(rows) == len(listed), "every row names its chapter as {doc}`Title <path>`"
+    for label, chapter in rows:
+        assert label in exercise_labels((BOOK / f"{chapter}.md").read_text()), (label, chapter)

@@ -1,0 +1,43 @@
+"""The experiment driver of Part III (tdyn.cooccurrence.experiment) on tiny sizes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tdyn.cooccurrence.data import random_slot_count, type_counts
+from tdyn.cooccurrence.experiment import REGIMES, experiment_configs, run_config
+from tdyn.runs.runner import profile_results
+from tdyn.runs.store import MissingResultsError
+
+SIZES = {"n": 12, "L": 4, "d": 20, "m": 8, "m1": 8, "lr": 0.05, "theory_scale": 0.3,
+         "n_record": 10, "n_test": 60, "seed": 0}
+
+
+def test_configs_cover_regimes_and_seeds():
+    configs = experiment_configs(n_seeds=3, steps=100, sweep_steps=40)
+    assert len(configs) == 3 * len(REGIMES)
+    assert [c["steps"] for c in configs if c["keep_history"]] == [100] * len(REGIMES)
+    assert all(c["steps"] == 40 for c in configs if not c["keep_history"])
+
+
+@pytest.mark.parametrize("regime", list(REGIMES))
+def test_run_config_result_is_json_and_consistent(regime):
+    config = {"regime": regime, "seed_index": 0, "steps": 60, "keep_history": True}
+    result = run_config(config, **SIZES)
+    json.dumps(result, allow_nan=True)  # JSON-ready (NaN only where a phase is not reached)
+    slots = random_slot_count(type_counts(SIZES["n"]), SIZES["L"])  # 20 > d - 3 = 17
+    expected_d = max(SIZES["d"], slots + 3) if regime == "theory-distinct" else SIZES["d"]
+    assert result["d_used"] == expected_d
+    history = result["history"]
+    assert history["t"][-1] == pytest.approx(60 * SIZES["lr"])
+    assert np.asarray(history["type_loss"]).shape == (len(history["t"]), 4)
+    assert result["test_loss_final"] < result["test_loss_init"]
+
+
+def test_profile_results_refuses_missing_runs_with_the_command():
+    # conftest points TDYN_DATA at an empty temporary folder
+    with pytest.raises(MissingResultsError, match="python -m tdyn run notebooks/cooccurrence"):
+        profile_results("cooccurrence", "cpu")
+    with pytest.raises(ValueError, match="profile='huge'.*known profiles: \\['cpu'\\]"):
+        profile_results("cooccurrence", "huge")

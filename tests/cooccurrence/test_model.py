@@ -1,0 +1,263 @@
+"""The model of Eq. 1, its analytic gradients, and the gradient-flow claims of Yang et al. 2024
+(Theorems 3.1, 3.2 and the automatic balancing of Lemmas 4.4, 4.5) at CPU-small sizes."""
+
+import numpy as np
+import pytest
+import torch
+
+from tdyn.cooccurrence.data import sample_distribution, sample_training_set
+from tdyn.cooccurrence.model import (
+    Params,
+    condition1_sigmas,
+    forward,
+    gradients,
+    init_params,
+    loss,
+    phase2_loss_rate,
+    phase_times,
+    record_steps,
+    reduced_velocities,
+    score_matrix,
+    train,
+    uniform_attention_flow,
+    word_values,
+)
+
+# Small "default regime": Condition 1 scales (times 0.1, so |F^(0)| ~ 0.02 as Lemma D.8
+# wants), exact fractions, distinct random words (Assumption 2.3), n = 3 L^2 (Condition 1
+# asks n >= L^2 up to logs; at n = 12 the random words memorize and G1 + G3 stays > 0).
+N, L, D, M, M1 = 48, 4, 83, 32, 32
+SCALE, LR, STEPS = 0.1, 0.05, 3000
+SEEDS = range(5)
+
+
+def _torch_loss(params: Params, data):
+    """Eq. 1 and Eq. 2 written literally in torch: softmax over keys for each query x_l,
+    sum over queries and neurons, mean logistic loss.  Returns (loss, leaf tensors)."""
+    leaves = {k: torch.tensor(getattr(params, k), requires_grad=True) for k in Params.TRAINABLE}
+    a = torch.tensor(params.a)
+    X = torch.tensor(data.X)
+    y = torch.tensor(data.y, dtype=torch.float64)
+    F = torch.zeros(data.n, dtype=torch.float64)
+    for l_ in range(data.L):
+        s = (X.transpose(1, 2) @ leaves["WK"].T @ leaves["WQ"] @ X[:, :, l_:l_ + 1]).squeeze(-1)
+        p = torch.softmax(s / params.m ** 0.5, dim=1)
+        F = F + torch.einsum("j,jm,imh,ih->i", a, leaves["W"], leaves["WV"] @ X, p)
+    return torch.nn.functional.softplus(-y * F).mean(), leaves
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("kind", ["onehot", "random"])
+@pytest.mark.parametrize("init", ["gaussian", "kaiming_uniform"])
+def test_analytic_gradients_match_autograd(seed, kind, init):
+    data = sample_training_set(12, 4, 30, seed=seed, embedding_kind=kind)
+    # sigma large enough that attention is far from uniform and every term matters
+    params = init_params(30, 8, 6, seed=seed + 10, init=init, sigma0=0.4, sigma1=0.4)
+    value, leaves = _torch_loss(params, data)
+    value.backward()
+    assert value.item() == pytest.approx(loss(params, data), rel=1e-12)
+    ours = gradients(params, data)
+    for name in Params.TRAINABLE:
+        auto = leaves[name].grad.numpy()
+        rel = np.linalg.norm(ours[name] - auto) / np.linalg.norm(auto)
+        assert rel < 1e-8, (name, rel)
+
+
+def test_attention_is_not_uniform_in_the_gradient_check():
+    """The gradient check above must exercise the softmax: attention there is far from 1/L."""
+    data = sample_training_set(12, 4, 30, seed=0)
+    fwd = forward(init_params(30, 8, 6, seed=10, sigma0=0.4, sigma1=0.4), data)
+    assert np.abs(fwd.P - 1 / 4).max() > 0.05
+
+
+def test_output_invariant_to_positions():
+    """No positional encoding, softmax over all keys, sum over all queries: F(X) = F(X Pi)."""
+    data = sample_training_set(12, 5, 60, seed=1)
+    params = init_params(60, 8, 6, seed=2, sigma0=0.5, sigma1=0.5)
+    rng = np.random.default_rng(3)
+    shuffled = type(data)(tokens=np.stack([rng.permutation(r) for r in data.tokens]),
+                          types=data.types, y=data.y, embeddings=data.embeddings)
+    np.testing.assert_allclose(forward(params, shuffled).F, forward(params, data).F, rtol=1e-12)
+
+
+def test_eq5_neuron_correlation_identity():
+    """Eq. 5: d/dt ||W^T a||^2 = (2 m1 / n) sum_i g_i y_i F_i, exact for the gradient flow."""
+    data = sample_training_set(12, 4, 30, seed=4)
+    params = init_params(30, 8, 6, seed=5, sigma0=0.4, sigma1=0.4)
+    fwd = forward(params, data)
+    grads = gradients(params, data, fwd)
+    du = -grads["W"].T @ params.a
+    lhs = 2 * params.u @ du
+    rhs = 2 * params.m1 / data.n * np.sum(fwd.g * data.y * fwd.F)
+    assert lhs == pytest.approx(rhs, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_reduced_variables_follow_the_chain_rule(seed):
+    """Eqs. 4, 5, 7 and Lemma F.11 (reduced variables G, Gamma, ||u||^2, A) equal the chain
+    rule applied to the weight flow -grad, at a point with far-from-uniform attention."""
+    data = sample_training_set(12, 4, 30, seed=seed, embedding_kind="random")
+    params = init_params(30, 8, 6, seed=seed + 20, sigma0=0.4, sigma1=0.4)
+    fwd = forward(params, data)
+    grads = gradients(params, data, fwd)
+    E = data.embeddings
+    du = -grads["W"].T @ params.a
+    dV, dK, dQ = (-grads[k] @ E for k in ("WV", "WK", "WQ"))
+    chain = {
+        "G": du @ fwd.V_tok + params.u @ dV,
+        "Gamma": dV.T @ fwd.V_tok + fwd.V_tok.T @ dV,
+        "kappa": 2 * params.u @ du,
+        "A": dK.T @ fwd.Q_tok + fwd.K_tok.T @ dQ,
+    }
+    reduced = reduced_velocities(params, data, fwd)
+    for key, value in chain.items():
+        scale = np.abs(value).max()
+        assert np.abs(reduced[key] - value).max() <= 1e-12 * scale, key
+
+
+@pytest.mark.parametrize("init", ["gaussian", "kaiming_uniform", "kaiming_normal"])
+def test_initialization_statistics(init):
+    """Entry standard deviations within 5 standard errors of the target (the sample s.d. of
+    k Gaussian/uniform entries has s.e. about sd * sqrt((kurtosis - 1) / (4 k)) <= sd /
+    sqrt(k)); output signs exactly +-1 and roughly balanced."""
+    d, m, m1 = 64, 128, 256
+    s0, s1 = condition1_sigmas(5, m, m1)
+    params = init_params(d, m, m1, seed=0, init=init, sigma0=s0, sigma1=s1)
+    targets = {
+        "gaussian": (s1, s0),
+        "kaiming_uniform": (1 / np.sqrt(3 * m), 1 / np.sqrt(3 * d)),
+        "kaiming_normal": (np.sqrt(2 / m), np.sqrt(2 / d)),
+    }[init]
+    for w, sd in ((params.W, targets[0]), (params.WV, targets[1]), (params.WK, targets[1])):
+        assert abs(w.std() - sd) < 5 * sd / np.sqrt(w.size)
+    assert set(np.unique(params.a)) == {-1.0, 1.0}
+    assert abs(params.a.sum()) < 5 * np.sqrt(m1)
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError, match="init='xavier'"):
+        init_params(10, 4, 4, seed=0, init="xavier")
+    with pytest.raises(ValueError, match="sigma0=None"):
+        init_params(10, 4, 4, seed=0)
+    with pytest.raises(ValueError, match="m1=0"):
+        init_params(10, 4, 0, seed=0, sigma0=0.1, sigma1=0.1)
+    with pytest.raises(ValueError, match="scale=0"):
+        condition1_sigmas(4, 8, 8, scale=0)
+    data = sample_training_set(6, 3, 10, seed=0)
+    params = init_params(10, 4, 4, seed=0, sigma0=0.1, sigma1=0.1)
+    with pytest.raises(ValueError, match="lr=-0.1"):
+        train(params, data, lr=-0.1, steps=3)
+    with pytest.raises(ValueError, match="steps=0"):
+        record_steps(0)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """Five seeds of gradient descent (lr 0.05, 3000 steps: t = 150) in the default regime."""
+    out = []
+    for seed in SEEDS:
+        data = sample_training_set(N, L, D, seed=seed)
+        s0, s1 = condition1_sigmas(L, M, M1, SCALE)
+        params0 = init_params(D, M, M1, seed=100 + seed, sigma0=s0, sigma1=s1)
+        params, history = train(params0, data, LR, STEPS, record=record_steps(STEPS, 100))
+        out.append((data, params0, params, history))
+    return out
+
+
+@pytest.mark.slow
+def test_initial_output_is_small(runs):
+    """Lemma D.8's regime: |F^(0)| <= 0.05 on every training sample."""
+    for data, params0, _, _ in runs:
+        assert np.abs(forward(params0, data).F).max() < 0.05
+
+
+@pytest.mark.slow
+def test_phase1_theorem_3_1(runs):
+    """Theorem 3.1: Phase 1 ends with every sample classified, G(mu_1), G(mu_2) > 0 >
+    G(mu_3), while the attention is still essentially uniform and the loss still Theta(1);
+    the one-target losses first rise (Lemma 4.2, Figure 1(b))."""
+    for _, _, _, h in runs:
+        T1 = phase_times(h)["T1"]
+        assert np.isfinite(T1)
+        k = np.searchsorted(h["t"], T1)
+        assert h["loss"][k] > 0.1 * h["loss"][0]
+        assert h["attn_dev"][k] < 1e-3
+        peak = h["type_loss"][:k, 1:3].max(axis=0)
+        assert np.all(peak > h["type_loss"][0, 1:3] + 0.01)
+        assert np.all(h["type_loss"][:k, 0] <= h["type_loss"][0, 0] + 1e-12)
+
+
+@pytest.mark.slow
+def test_theorem_3_2_signs(runs):
+    """Theorem 3.2, over Phase 2 (T1 to the end), every seed: scores mu_2<-mu_1 and
+    mu_1<-mu_2 rise, mu_3<-mu_1 and mu_3<-mu_2 fall (key <- query); the value Gram entry
+    (1,2) rises, (1,3) and (2,3) fall; the AND margins G1+G2+G3 > 0, G1+G3 < 0, G2+G3 < 0."""
+    for data, params0, params, h in runs:
+        k = np.searchsorted(h["t"], phase_times(h)["T1"])
+        dA = h["scores"][-1] - h["scores"][k]
+        assert np.all(np.sign(dA[:4]) == [1, 1, -1, -1])
+        dgram = h["gram"][-1] - h["gram"][k]
+        assert np.all(np.sign(dgram[:3]) == [1, -1, -1])
+        G = word_values(params, data.embeddings)
+        assert G[0] + G[1] + G[2] > 1 and G[0] + G[2] < -1 and G[1] + G[2] < -1
+        # Theorem 3.3's coefficients: the four named ones dominate the random-word ones
+        C = score_matrix(params, data.embeddings) - score_matrix(params0, data.embeddings)
+        named = np.abs([C[0, 1], C[1, 0], C[2, 0], C[2, 1]]).min()
+        assert np.abs(C[3:, 3:]).max() < named
+
+
+@pytest.mark.slow
+def test_automatic_balancing(runs):
+    """Lemma 4.4: in Phase 2 |S_I2 - S_I3| / min(S_I2, S_I3) <= C with C << 1 (we take the
+    constant C = 0.1); Definition F.1's gradient ordering S_I4 <= S_I2, S_I3 <= S_I1 <=
+    S_I2+S_I3+S_I4; Lemma 4.5: dG(mu_1)/dG(mu_2) = Theta(1) (within [1/2, 2]); per-sample
+    derivatives within each type within a factor 2."""
+    for _, _, _, h in runs:
+        k = np.searchsorted(h["t"], phase_times(h)["T1"])
+        assert h["lemma44"][k:].max() <= 0.1
+        S = h["S"][k:]
+        assert np.all(S[:, 3] <= np.minimum(S[:, 1], S[:, 2]))
+        assert np.all(np.maximum(S[:, 1], S[:, 2]) <= S[:, 0])
+        assert np.all(S[:, 0] <= S[:, 1:].sum(axis=1))
+        ratio = h["Gdot"][k:, 0] / h["Gdot"][k:, 1]
+        assert np.all((ratio > 0.5) & (ratio < 2))
+        # per sample: entries of one type share their margin velocity up to random-word
+        # terms, so max g / min g within each type stays below 2 throughout Phase 2
+        assert h["g_ratio_type"][k:].max() < 2
+
+
+@pytest.mark.slow
+def test_phase2_loss_decays_like_one_over_t(runs):
+    """Theorem F.8: 1/L(t) grows linearly at rate Theta(||u||^2): late in Phase 2 the
+    measured d(1/L)/dt divided by ||W^T a||^2 stays within a factor 2 over a 5-fold time span."""
+    for _, _, _, h in runs:
+        rate = phase2_loss_rate(h)
+        late = rate["t"] >= 20
+        assert rate["inv_rate"][late].max() < 2 * rate["inv_rate"][late].min()
+        assert rate["t"][late][-1] > 5 * rate["t"][late][0]
+
+
+@pytest.mark.slow
+def test_generalization(runs):
+    """Theorem 3.3: the generalization loss becomes small too.  Estimated on 2000 fresh
+    entries of D, it must end below 5% of its initial value (about ln 2).  Not 1/poly(m): each
+    random word is seen once in training and keeps a label-correlated value G, which fresh
+    entries inherit at random (|F(X) - F(X*)| <= O(1) in the paper's argument)."""
+    for seed, (data, params0, params, _) in enumerate(runs):
+        test = sample_distribution(2000, L, D, seed=1000 + seed, embeddings=data.embeddings)
+        assert loss(params, test) < 0.05 * loss(params0, test)
+
+
+def test_uniform_attention_flow_matches_frozen_attention_training():
+    """With W_K = W_Q = 0 attention is exactly uniform and stays so (their gradients vanish),
+    so gradient descent must follow the reduced flow; the Euler step adds an O(lr) error,
+    so lr = 1e-3 over t = 3 leaves a discrepancy of order 1e-3 relative."""
+    data = sample_training_set(N, L, D, seed=7)
+    s0, s1 = condition1_sigmas(L, M, M1, 0.3)
+    p0 = init_params(D, M, M1, seed=8, sigma0=s0, sigma1=s1)
+    p0 = Params(W=p0.W, WV=p0.WV, WK=np.zeros_like(p0.WK), WQ=np.zeros_like(p0.WQ), a=p0.a)
+    steps = 3000
+    _, h = train(p0, data, 1e-3, steps, record=[0, steps // 2, steps])
+    flow = uniform_attention_flow(p0, data, h["t"])
+    np.testing.assert_allclose(flow["G"], h["G"], rtol=5e-3, atol=1e-3)
+    np.testing.assert_allclose(flow["u_norm2"], h["u_norm2"], rtol=5e-3)

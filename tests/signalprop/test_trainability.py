@@ -1,0 +1,229 @@
+"""Trainability experiment: the task, the batched ensemble, the sweep and the loss predictor."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from tdyn.runs.params import ParameterSpec
+from tdyn.runs.store import Run
+from tdyn.signalprop.trainability.analysis import (
+    exponent_claims,
+    predictor_summary,
+    quadratic_features,
+    split_scores,
+)
+from tdyn.signalprop.trainability.experiment import run_sweep, sweep_configs
+from tdyn.signalprop.trainability.model import Member, TrainSettings, train_ensemble
+from tdyn.signalprop.trainability.task import TopicTask
+
+TINY_TASK = TopicTask(vocab=6, topics=3, seq_len=6, n_masked=2, concentration=0.3, seed=1)
+TINY = TrainSettings(d=8, depth=2, lr=3e-3, steps=60, batch=8, test_size=64, eval_every=30)
+
+
+def test_samples_hide_exactly_the_masked_positions():
+    inputs, targets, masked = TINY_TASK.sample(50, np.random.default_rng(0))
+    assert inputs.shape == targets.shape == masked.shape == (50, 6)
+    assert np.all(masked.sum(axis=1) == 2)
+    assert np.all(inputs[masked] == TINY_TASK.mask_id)
+    assert np.all(inputs[~masked] == targets[~masked])
+    assert targets.min() >= 0 and targets.max() < TINY_TASK.vocab
+
+
+def test_bayes_loss_matches_enumeration_over_topics():
+    inputs, targets, masked = TINY_TASK.sample(20, np.random.default_rng(3))
+    theta = TINY_TASK.topic_distributions()
+    total, count = 0.0, 0
+    for row in range(20):
+        joint = np.array([np.prod([theta[k, w] for w, m in zip(inputs[row], masked[row],
+                                                                strict=True) if not m])
+                          for k in range(TINY_TASK.topics)])
+        post = joint / joint.sum()
+        for pos in np.flatnonzero(masked[row]):
+            total -= np.log(post @ theta[:, targets[row, pos]])
+            count += 1
+    assert TINY_TASK.bayes_loss(inputs, targets, masked) == pytest.approx(total / count,
+                                                                          rel=1e-10)
+
+
+def test_bayes_beats_unigram_on_a_large_sample():
+    inputs, targets, masked = TINY_TASK.sample(4000, np.random.default_rng(5))
+    assert TINY_TASK.bayes_loss(inputs, targets, masked) < TINY_TASK.unigram_loss(targets,
+                                                                                  masked)
+
+
+def test_batched_ensemble_equals_members_trained_one_at_a_time():
+    members = [Member(0.5, 0.5, 2.0, seed=0), Member(0.3, 0.8, 1.0, seed=1)]
+    settings = TrainSettings(d=8, depth=2, steps=5, batch=4, test_size=16, eval_every=5)
+    together = train_ensemble(members, TINY_TASK, settings, dtype=torch.float64)
+    for m, member in enumerate(members):
+        alone = train_ensemble([member], TINY_TASK, settings, dtype=torch.float64)
+        np.testing.assert_allclose(alone.test_curve[0], together.test_curve[m], rtol=1e-10)
+
+
+def test_training_learns_the_task():
+    settings = TrainSettings(d=16, depth=2, lr=1e-2, steps=150, batch=32, test_size=256,
+                             eval_every=150)
+    result = train_ensemble([Member(0.5, 0.5, 1.0)], TINY_TASK, settings)
+    inputs, targets, masked = TINY_TASK.sample(256, np.random.default_rng([0, 2]))
+    unigram = TINY_TASK.unigram_loss(targets, masked)
+    bayes = TINY_TASK.bayes_loss(inputs, targets, masked)
+    # It must close at least a third of the gap between no context and the optimum.
+    assert result.test_loss[0] < unigram - (unigram - bayes) / 3
+    assert result.diverged_at[0] == -1
+
+
+def test_split_scores_recover_an_exact_quadratic_and_reject_noise():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=60), rng.normal(size=60)
+    target = 1 + x - 2 * y + 0.5 * x * y + y**2
+    exact = split_scores(quadratic_features(x, y), target, n_splits=5)
+    np.testing.assert_allclose(exact["r2"], 1.0, atol=1e-9)
+    np.testing.assert_allclose(exact["spearman"], 1.0, atol=1e-9)
+    noise = split_scores(quadratic_features(x, y), rng.normal(size=60), n_splits=50)
+    # Held-out R^2 of a fit to pure noise is below zero on average (the fit is overfit).
+    assert noise["r2"].mean() < 0
+
+
+def test_tiny_sweep_through_the_run_store(tmp_path):
+    params = {name: p.default for name, p in
+              ParameterSpec.load("trainability_sweep").parameters.items()}
+    params.update(steps=4, eval_every=2)
+    run = Run.open("trainability_sweep", params, root=tmp_path)
+    configs = sweep_configs(params)
+    assert len(configs) == params["n_alpha"] * params["n_sigma_w"] * params["n_seeds"]
+    assert run_sweep(run, configs, params) == len(configs)
+    assert run_sweep(run, configs, params) == 0  # resumed: nothing left to do
+    run.finish()
+    table = run.table()
+    assert len(table) == len(configs)
+    for column in ("test_loss", "lambda_a", "lambda_g", "lambda_a_measured",
+                   "lambda_g_measured"):
+        assert np.all(np.isfinite(table[column])), column
+
+
+def _tiny_sweep_params():
+    params = {name: p.default for name, p in
+              ParameterSpec.load("trainability_sweep").parameters.items()}
+    params.update(steps=4, eval_every=2)
+    return params
+
+
+def test_sweep_in_small_ensembles_records_the_same_results(tmp_path):
+    """Members are independent given the shared data, so splitting the sweep into ensembles
+    changes nothing but floating-point reduction order."""
+    params = _tiny_sweep_params()
+    configs = sweep_configs(params)
+    tables = []
+    for name, max_members in (("whole", None), ("split", 3)):
+        run = Run.open("trainability_sweep", params, root=tmp_path / name)
+        assert run_sweep(run, configs, params, max_members=max_members) == len(configs)
+        tables.append(run.table().sort_values("config_index").reset_index(drop=True))
+    for column in ("test_loss", "train_loss", "lambda_a_measured", "lambda_g_measured"):
+        np.testing.assert_allclose(tables[1][column], tables[0][column], rtol=1e-5,
+                                   err_msg=column)
+    with pytest.raises(ValueError, match="max_members"):
+        run_sweep(Run.open("trainability_sweep", params, root=tmp_path / "bad"), configs,
+                  params, max_members=0)
+
+
+def test_sweep_halves_an_ensemble_that_runs_out_of_gpu_memory(tmp_path, monkeypatch):
+    import tdyn.signalprop.trainability.experiment as trainability
+
+    params = dict(_tiny_sweep_params(), n_seeds=2)
+    configs = sweep_configs(params)
+    sizes = []
+    real = trainability.train_ensemble
+
+    def small_gpu(members, *args, **kwargs):
+        sizes.append(len(members))
+        if len(members) > 2:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return real(members, *args, **kwargs)
+
+    monkeypatch.setattr(trainability, "train_ensemble", small_gpu)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    run = Run.open("trainability_sweep", params, root=tmp_path)
+    assert run_sweep(run, configs, params) == len(configs) == 8
+    assert sizes == [8, 4, 2, 2, 2, 2]
+    assert len(run.table()) == len(configs)
+
+
+def test_sliced_evaluation_matches_one_pass(monkeypatch):
+    import tdyn.signalprop.trainability.model as trainability
+
+    settings = TrainSettings(d=8, depth=2, steps=3, batch=4, test_size=64, eval_every=3)
+    members = [Member(0.5, 0.5, 1.0), Member(0.2, 0.2, 2.0, seed=1)]
+    one_pass = train_ensemble(members, TINY_TASK, settings, dtype=torch.float64)
+    monkeypatch.setattr(trainability, "EVAL_SLICE", 24)  # slices of 24, 24 and 16 sequences
+    sliced = train_ensemble(members, TINY_TASK, settings, dtype=torch.float64)
+    np.testing.assert_allclose(sliced.test_curve, one_pass.test_curve, rtol=1e-12)
+
+
+def test_predictor_summary_has_one_row_per_feature_set():
+    rows = []
+    for a, w, k in itertools.product(np.linspace(0.1, 0.9, 5), np.geomspace(0.3, 5, 5),
+                                     range(2)):
+        rows.append({"alpha": a, "sigma_w": w, "seed_index": k, "lambda_a": a - w / 5,
+                     "lambda_g": w / 5, "lambda_g_inf": w, "lambda_a_measured": a - w / 5,
+                     "lambda_g_measured": w / 5, "test_loss": (a - w / 5) ** 2 + 0.01 * k})
+    import pandas as pd
+
+    summary = predictor_summary(pd.DataFrame(rows), n_splits=10)
+    assert len(summary) == 5
+    fit = summary.set_index("predictor").loc["|lambda_a| (linear)", "r2_median"]
+    assert fit < 0.99  # (lambda_a)^2 is not linear in |lambda_a| ...
+    quad = summary.set_index("predictor").loc["quadratic in lambda_a, lambda_g", "r2_median"]
+    assert quad > 0.99  # ... but it is a quadratic of (lambda_a, lambda_g)
+
+
+def test_sweep_refuses_a_width_below_the_sequence_length():
+    params = dict(_tiny_sweep_params(), d=8, seq_len=8)
+    with pytest.raises(ValueError, match="d=8 must be at least seq_len"):
+        sweep_configs(params)
+
+
+def test_exponent_claims_pick_the_best_the_near_best_and_the_small_exponents():
+    import pandas as pd
+
+    means = pd.DataFrame({"lambda_a": [0.0, 0.05, 0.5, -0.08, 1.0],
+                          "lambda_g": [0.02, -0.05, 0.3, 0.2, 0.0],
+                          "test_loss": [1.00, 1.01, 1.50, 1.02, 2.0],
+                          "test_loss_sd": [0.01, 0.01, 0.01, 0.30, 0.01]})
+    claims = exponent_claims(means)
+    assert claims.best.name == 0 and claims.noise == 0.01
+    assert list(claims.near_best.index) == [0, 1, 3]  # within 2 x 0.01 of 1.00
+    assert list(claims.small.index) == [0, 1]  # both |lambda| < 0.1
+    with pytest.raises(ValueError, match="threshold"):
+        exponent_claims(means, threshold=0)
+
+
+def test_invalid_inputs_raise():
+    with pytest.raises(ValueError, match="n_masked"):
+        TopicTask(seq_len=4, n_masked=4)
+    with pytest.raises(ValueError, match="lr"):
+        TrainSettings(lr=-1.0)
+    with pytest.raises(ValueError, match="members"):
+        train_ensemble([], TINY_TASK, TINY)
+    with pytest.raises(ValueError, match="train_fraction"):
+        split_scores(np.ones((10, 2)), np.ones(10), train_fraction=1.5)
+
+
+def test_resumed_sweep_records_every_field_bit_for_bit(tmp_path):
+    """Delete two results of a finished sweep and resume: the exponents (measured over the
+    whole grid, probes drawn per replicate) and the trainings (fixed ensembles) come out the
+    same to the last bit, so the files are byte-identical."""
+    params = _tiny_sweep_params()
+    configs = sweep_configs(params)
+    run = Run.open("trainability_sweep", params, root=tmp_path)
+    run_sweep(run, configs, params, max_members=2)
+    run.finish()
+    files = sorted(run.results_dir.iterdir())
+    before = {p.name: p.read_bytes() for p in files}
+    for path in (files[1], files[2]):  # in two different ensembles
+        path.unlink()
+    again = Run.open("trainability_sweep", params, root=tmp_path)
+    assert run_sweep(again, configs, params, max_members=2) == 2
+    again.finish()
+    assert {p.name: p.read_bytes() for p in again.results_dir.iterdir()} == before
