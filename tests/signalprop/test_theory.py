@@ -212,3 +212,18 @@ def test_sampled_softmax_repairs_the_annealed_map_at_large_logits():
     within(sim.p[:, :, 1], np.array([p_sampled]), "p, sampled softmax")
     sem = sim.p[0, :, 1].std(ddof=1) / np.sqrt(32)
     assert abs(sim.p[0, :, 1].mean() - p_annealed) > Z * sem
+
+
+def test_edge_of_chaos_is_the_root_of_lambda_a():
+    from tdyn.signalprop.theory import edge_of_chaos
+
+    for residual, norm in (("interp", "pre"), ("interp", "post"), ("plain", "post")):
+        arch = BASE.replace(alpha_A=0.5, alpha_M=0.5, residual=residual, norm=norm)
+        edge = edge_of_chaos(arch)
+        assert abs(lambda_a(arch.replace(sigma_w=edge))) < 1e-10
+        assert lambda_a(arch.replace(sigma_w=0.9 * edge)) < 0 < lambda_a(
+            arch.replace(sigma_w=1.1 * edge))
+    with pytest.raises(ValueError, match="does not change sign"):
+        edge_of_chaos(BASE, lo=0.3, hi=0.4)
+    with pytest.raises(ValueError, match="0 < lo < hi"):
+        edge_of_chaos(BASE, lo=2.0, hi=1.0)

@@ -276,6 +276,27 @@ def lambda_a(arch: Architecture, q: float = 1.0) -> float:
                                 residual=arch.residual, norm=arch.norm, q=q))
 
 
+def edge_of_chaos(arch: Architecture, lo: float = 0.3, hi: float = 30.0, q: float = 1.0) -> float:
+    """The MLP weight scale sigma_w on the edge of chaos, lambda_a = 0, of ``arch`` with its
+    other hyperparameters fixed: Brent's root of sigma_w -> :func:`lambda_a` in [lo, hi].
+
+    Raises ValueError when lambda_a has the same sign at both ends (no edge in the bracket).
+    """
+    from scipy.optimize import brentq
+
+    if not 0 < lo < hi:
+        raise ValueError(f"need 0 < lo < hi, got lo={lo!r}, hi={hi!r}")
+
+    def rate(sigma_w: float) -> float:
+        return lambda_a(arch.replace(sigma_w=sigma_w), q=q)
+
+    at_lo, at_hi = rate(lo), rate(hi)
+    if not (at_lo < 0 < at_hi or at_hi < 0 < at_lo):
+        raise ValueError(f"lambda_a does not change sign for sigma_w in [{lo}, {hi}] "
+                         f"({at_lo:+.3g} and {at_hi:+.3g}): no edge of chaos in that bracket")
+    return float(brentq(rate, lo, hi))
+
+
 def lambda_a_from_map(arch: Architecture, q: float = 1.0, eps: float = 1e-5,
                       softmax: str = "annealed") -> float:
     """lambda_a measured on the map: log[(1 - rho') / (1 - rho)] for one layer from
