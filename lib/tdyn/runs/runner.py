@@ -26,6 +26,7 @@ from tdyn.runs.store import (
     RUN_DIR_ENV,
     acquire_lock,
     data_root,
+    load_results,
     params_hash,
     prepare_run_dir,
     release_lock,
@@ -111,8 +112,6 @@ def profile_results(experiment: str, profile: str = "cpu", root: Path | None = N
     :class:`tdyn.runs.store.MissingResultsError`, with the
     command that makes the run, when it is absent.
     """
-    from tdyn.runs.store import load_results
-
     params = collect_parameters(experiment, profile_path(experiment, profile))
     return load_results(experiment, run_id=params_hash(params), root=root, params=params)
 

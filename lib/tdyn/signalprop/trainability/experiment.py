@@ -12,7 +12,11 @@ import numpy as np
 import torch
 
 from tdyn.signalprop.architecture import Architecture
+from tdyn.signalprop.gradients import lambda_common
+from tdyn.signalprop.gradients import lambda_g as lambda_g_theory
+from tdyn.signalprop.measure import measure_jacobian, measured_angle_exponent
 from tdyn.signalprop.simulate import replicate_seed
+from tdyn.signalprop.theory import lambda_a
 from tdyn.signalprop.trainability.model import (
     Member,
     TrainSettings,
@@ -67,11 +71,6 @@ def init_exponents(archs: Sequence[Architecture], depth: int, n_seeds: int, seed
     lambda_a_measured, lambda_g_measured (with ``_sem``) on ``n_seeds`` random networks of the
     architectures' sizes (one-layer angle rate from rho = 0.999 at q*; total Jacobian norm over
     ``depth`` layers by 8 random probes per network)."""
-    from tdyn.signalprop.gradients import lambda_common
-    from tdyn.signalprop.gradients import lambda_g as lambda_g_theory
-    from tdyn.signalprop.measure import measure_jacobian, measured_angle_exponent
-    from tdyn.signalprop.theory import lambda_a
-
     la_mean, la_sem = measured_angle_exponent(list(archs), layers=1, gap=1e-3,
                                               n_seeds=n_seeds, seed=seed, device=device)
     jac = measure_jacobian(list(archs), depth, n_seeds=n_seeds, seed=seed, method="probe",
