@@ -116,7 +116,16 @@ if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
 } else { done(document.querySelectorAll('.math').length === 0); }
 """
 
-PAGE_REPORT = """
+# Images whose rendered width-to-height ratio is more than 2 % off their own.
+DISTORTED = """
+const distorted = () => [...document.querySelectorAll('main img')]
+  .filter(i => i.naturalWidth > 0 && i.clientWidth > 0 && i.clientHeight > 0)
+  .map(i => ({src: i.getAttribute('src').split('/').pop().slice(0, 12),
+              ratio: (i.clientWidth / i.clientHeight) / (i.naturalWidth / i.naturalHeight)}))
+  .filter(r => Math.abs(r.ratio - 1) > 0.02);
+"""
+
+PAGE_REPORT = DISTORTED + """
 const text = (root) => { const c = root.cloneNode(true);
   // .onlyprint: the theme's print-only title, hidden on screen
   c.querySelectorAll('pre, code, script, style, mjx-container, .highlight, .onlyprint')
@@ -131,6 +140,7 @@ return {
            .match(/\\$|\\\\[A-Za-z]{2,}/g) || []),
   brokenImages: [...document.images].filter(i => !(i.complete && i.naturalWidth > 0))
                 .map(i => i.getAttribute('src')),
+  distortedImages: distorted(),
   links: [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href')),
 };
 """
@@ -168,6 +178,7 @@ def test_page_renders_for_a_reader(page, site, browser):
     assert report["mathErrors"] == 0, "MathJax reported TeX errors"
     assert report["rawTex"] == [], "raw TeX (a dollar sign or a command) left in the text"
     assert report["brokenImages"] == [], "images that did not load"
+    assert report["distortedImages"] == [], "images not at their own aspect ratio (1280 px)"
     problems = [p for href in report["links"] if not href.startswith(("mailto:", "javascript:"))
                 if (p := _check_internal_link(url, href, site))]
     assert problems == [], "broken internal links"
@@ -175,6 +186,22 @@ def test_page_renders_for_a_reader(page, site, browser):
     if source.is_file() and "```{code-cell}" in source.read_text():
         assert any(href.endswith(f"_sources/{page}.ipynb") for href in report["links"]), (
             "a chapter with code offers its executed notebook for download")
+
+
+def test_figures_keep_their_shape_on_a_phone(site, browser):
+    """At a 390 x 844 viewport every image is scaled down to the column, width and height
+    together (within 2 % of its own aspect ratio)."""
+    browser.set_window_size(390, 844)
+    try:
+        distorted = {}
+        for page in toc_pages():
+            browser.get(urljoin(site, f"{page}.html"))
+            found = browser.execute_script(DISTORTED + "return distorted();")
+            if found:
+                distorted[page] = found
+    finally:
+        browser.set_window_size(1280, 1600)
+    assert distorted == {}, f"images not at their own aspect ratio at 390 px: {distorted}"
 
 
 def test_screenshots_of_key_pages(site, browser):
