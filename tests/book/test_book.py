@@ -202,3 +202,28 @@ def test_an_edited_profile_re_executes_the_chapter(tmp_path):
     profile.write_text("steps: 2000\n")
     assert build_book.build(book, build_book.keyed_paths(repo)) == 0
     assert "steps: 2000" in page.read_text() and "steps: 1000" not in page.read_text()
+
+
+ROOT_FINDERS = {"brentq", "bisect", "fsolve", "root_scalar", "newton", "ridder"}
+
+
+def test_no_chapter_defines_a_function_or_finds_a_root():
+    """lib/ is the single home of the math: chapters call it and plot."""
+    import ast
+
+    import jupytext
+
+    problems = []
+    for name in sorted(chapter_sources()):
+        path = BOOK / f"{name}.md"
+        if "```{code-cell}" not in path.read_text():
+            continue
+        code = "\n".join(c.source for c in jupytext.read(path).cells if c.cell_type == "code")
+        for node in ast.walk(ast.parse(code)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                problems.append(f"{name} defines {node.name}")
+            if isinstance(node, ast.Name | ast.Attribute):
+                called = node.id if isinstance(node, ast.Name) else node.attr
+                if called in ROOT_FINDERS:
+                    problems.append(f"{name} finds a root with {called}")
+    assert problems == [], problems

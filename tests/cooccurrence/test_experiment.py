@@ -41,3 +41,19 @@ def test_profile_results_refuses_missing_runs_with_the_command():
         profile_results("cooccurrence", "cpu")
     with pytest.raises(ValueError, match="profile='huge'.*known profiles: \\['cpu'\\]"):
         profile_results("cooccurrence", "huge")
+
+
+def test_regime_history_reads_the_long_run():
+    import pandas as pd
+
+    from tdyn.cooccurrence.experiment import regime_history
+
+    table = pd.DataFrame([
+        {"regime": "theory-iid", "keep_history": False, "history": None},
+        {"regime": "theory-iid", "keep_history": True, "history": {"t": [0, 1], "loss": [1, .5]}},
+    ])
+    history, row = regime_history(table, "theory-iid")
+    assert history["loss"].dtype == float and list(history["t"]) == [0.0, 1.0]
+    assert row.keep_history
+    with pytest.raises(ValueError, match="no run with a stored history"):
+        regime_history(table, "kaiming")

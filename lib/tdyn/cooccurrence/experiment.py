@@ -111,3 +111,14 @@ def run_config(config: dict, *, n: int, L: int, d: int, m: int, m1: int, lr: flo
     if config["keep_history"]:
         result["history"] = {key: _round(value) for key, value in h.items()}
     return result
+
+
+def regime_history(table, regime: str) -> tuple[dict[str, np.ndarray], object]:
+    """The stored history of the long (seed-0, ``keep_history``) run of ``regime`` in a run's
+    table, as numpy arrays, and that run's row."""
+    rows = table[(table.regime == regime) & table.keep_history]
+    if rows.empty:
+        raise ValueError(f"regime={regime!r} has no run with a stored history; regimes: "
+                         f"{sorted(set(table.regime))}")
+    row = rows.iloc[0]
+    return {k: np.asarray(v, dtype=float) for k, v in row["history"].items()}, row

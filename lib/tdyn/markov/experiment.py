@@ -135,3 +135,15 @@ def annotate_runs(table, params: dict):
     table["plateau"] = [plateau_loss(s, h) for s, h in zip(table.record_steps, table.eval_loss,
                                                             strict=True)]
     return table
+
+
+def summarize_runs(runs):
+    """Per (chain, schedule, init) of an annotated table (:func:`annotate_runs`): the number of
+    runs, the plateau level, the final loss and its excess over Bayes (seed means), the range
+    of escape steps and the unigram and bigram losses."""
+    return (runs.groupby(["p", "q", "schedule", "init"], sort=False)
+            .agg(runs=("seed_index", "size"), loss_steps_100_300=("plateau", "mean"),
+                 final=("final_eval_loss", "mean"),
+                 final_excess=("excess", lambda s: np.mean([h[-1] for h in s])),
+                 escape_min=("escape", "min"), escape_max=("escape", "max"),
+                 unigram=("unigram_loss", "first"), bigram=("bigram_loss", "first")))
