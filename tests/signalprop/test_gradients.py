@@ -152,3 +152,13 @@ def test_invalid_inputs_raise():
         measure_jacobian([arch, arch.replace(n=4)], 1)
     with pytest.raises(ValueError, match="norm"):
         gradient_exponents(0.5, 0.5, 2.0, norm="mid")
+
+
+def test_joint_phase_index_orders_the_regions_and_counts_zero_as_positive():
+    from tdyn.signalprop.gradients import JOINT_PHASES, joint_phase_index
+
+    lam_a = np.array([-0.1, -0.1, 0.2, 0.2, 0.0])
+    lam_g = np.array([-0.3, 0.1, -0.1, 0.4, 0.0])
+    index = joint_phase_index(lam_a, lam_g)
+    assert list(index) == [0, 1, 2, 3, 3]
+    assert list(joint_phase(lam_a, lam_g)) == [JOINT_PHASES[k] for k in index]

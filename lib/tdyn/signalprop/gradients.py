@@ -197,10 +197,19 @@ def gradient_exponents(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None,
         return np.log(c.c2a + c.a2a * c.v2 / c.q) + mlp, np.log(c.c2a) + mlp
 
 
+JOINT_PHASES = ("ordered-vanishing", "ordered-exploding", "chaotic-vanishing",
+                "chaotic-exploding")
+"""The four regions of (lambda_a, lambda_g), in the order of :func:`joint_phase_index`."""
+
+
+def joint_phase_index(lam_a, lam_g) -> np.ndarray:
+    """Index into :data:`JOINT_PHASES`: 2 [lambda_a >= 0] + [lambda_g >= 0] (a zero exponent
+    counts as chaotic, exploding)."""
+    lam_a, lam_g = np.broadcast_arrays(np.asarray(lam_a), np.asarray(lam_g))
+    return 2 * (lam_a >= 0).astype(int) + (lam_g >= 0).astype(int)
+
+
 def joint_phase(lam_a, lam_g) -> np.ndarray:
     """Region labels: ``ordered``/``chaotic`` (sign of lambda_a) x ``vanishing``/``exploding``
     (sign of lambda_g), e.g. ``ordered-vanishing``."""
-    lam_a, lam_g = np.broadcast_arrays(np.asarray(lam_a), np.asarray(lam_g))
-    forward = np.where(lam_a < 0, "ordered", "chaotic")
-    backward = np.where(lam_g < 0, "vanishing", "exploding")
-    return np.char.add(np.char.add(forward, "-"), backward)
+    return np.array(JOINT_PHASES)[joint_phase_index(lam_a, lam_g)]
