@@ -67,6 +67,7 @@ BAD_INPUT = [
     (["run", "kernel_check", "-p", "n_samples", str(10**40)], "'n_samples' = 1000000000"),
     (["run", "kernel_check", "-p", "phi", ""], "'phi' = '' is not allowed"),
     (["run", "kernel_check", "-p", "seed", "-1"], "'seed' = -1"),
+    (["run", "kernel_check", "-p", "seed", "[" * 3000], "'seed' = '[[["),
     (["run", "kernel_check", "-p", "q"], "expected 2 arguments"),
     (["run", "kernel_check", "--run-id", ".."], "run id '..' is not allowed"),
     (["run", "kernel_check", "--run-id", ""], "run id '' is not allowed"),
@@ -116,6 +117,8 @@ PARAMS_FILES = [
     ("nrho: 3\n", "unknown parameter(s) ['nrho']"),
     ("phi: ''\n", "'phi' = ''"),
     ("\xff\xfe", "cannot be read"),
+    ("{[a]: 1}\n", "the key on line 1 is not a name"),
+    ("q: " + "[" * 3000 + "\n", "nested too deeply"),
 ]
 
 

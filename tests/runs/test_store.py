@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,7 +47,7 @@ def test_provenance_round_trips_and_results_load(tmp_path):
     assert provenance["params"] == PARAMS and provenance["seeds"] == {"seed": 1}
     assert provenance["device"] == "cpu" and provenance["status"] == "complete"
     assert {"python", "numpy", "torch", "tdyn"} <= set(provenance["versions"])
-    assert set(provenance["git"]) == {"commit", "dirty"}
+    assert set(provenance["git"]) == {"commit", "dirty", "changes"}
     session = provenance["sessions"][0]
     assert session["started"] <= session["finished"] and provenance["wall_time_s"] >= 0
     assert list(table.width) == [1, 2, 3, 4]
@@ -361,7 +362,7 @@ def test_resume_with_another_commit_or_device_is_refused_unless_allowed(tmp_path
     assert provenance["mixed"] is True
     first, second = provenance["sessions"]
     assert first["device"] == "cpu" and second["device"] == "cuda:0"
-    assert second["mixed"] == ["device cpu -> cuda:0"]
+    assert second["mixed"] == ["device cpu -> cuda:0", "device_name cpu -> a GPU"]
     for session in (first, second):
         assert {"git", "versions", "device", "device_name", "started"} <= set(session)
 
@@ -495,3 +496,84 @@ def test_a_broken_manifest_is_reported_with_its_name(tmp_path, text, fragment):
     (tmp_path / "MANIFEST.json").write_text(text)
     (problem,) = verify_manifest(tmp_path)
     assert "MANIFEST.json" in problem and fragment in problem
+
+
+# --- Found by review: links, same-process holds, mixed setups, odd files ---------------------
+
+
+@pytest.mark.parametrize("name", [".lock", "executed.ipynb", "results"])
+def test_a_run_never_writes_through_a_symbolic_link(tmp_path, name):
+    run = Run.open("toy", PARAMS, run_id="r", root=tmp_path / "data")
+    run.close()
+    victim = tmp_path / "victim"
+    victim.mkdir() if name == "results" else victim.write_text("keep me")
+    target = run.directory / name
+    if target.is_dir():
+        shutil.rmtree(target)
+    else:
+        target.unlink(missing_ok=True)
+    target.symlink_to(victim)
+    with pytest.raises(RunConflictError, match="symbolic link|cannot use"):
+        Run.open("toy", PARAMS, run_id="r", root=tmp_path / "data")
+    if name == "results":
+        assert list(victim.iterdir()) == []
+    else:
+        assert victim.read_text() == "keep me"
+
+
+def test_a_refused_reopen_in_the_same_process_keeps_the_lock(tmp_path):
+    from tdyn.runs.store import RunLockedError
+
+    run = Run.open("toy", PARAMS, run_id="r", root=tmp_path)
+    with pytest.raises(RunConflictError, match="refusing to mix"):
+        Run.open("toy", {**PARAMS, "lr": 0.5}, run_id="r", root=tmp_path)
+    other = subprocess.run(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from tdyn.runs.store "
+         "import Run; Run.open('toy', {'n': 4, 'seed': 1, 'lr': 0.1}, run_id='r', "
+         "root=Path(sys.argv[1]))", str(tmp_path)],
+        capture_output=True, text=True, env={k: v for k, v in os.environ.items()
+                                              if k != "TDYN_RUN_DIR"})
+    assert other.returncode != 0 and RunLockedError.__name__ in other.stderr
+    run.close()
+    run.close()  # closing twice is harmless
+
+
+def test_unknown_commits_and_other_edits_count_as_another_setup():
+    from tdyn.runs.store import setup_differences
+
+    stored = {"git": {"commit": "abc", "dirty": True, "changes": "111"}, "device": "cpu",
+              "device_name": "cpu", "versions": {"torch": "2"}}
+    same = {"git": dict(stored["git"]), "device": "cpu", "device_name": "cpu",
+            "versions": {"torch": "2"}}
+    assert setup_differences(stored, same) == []
+    edited = {**same, "git": {**same["git"], "changes": "222"}}
+    assert setup_differences(stored, edited) == ["uncommitted changes 111 -> 222"]
+    unknown = {**same, "git": {"commit": None, "dirty": None}}
+    assert "git commit unknown" in setup_differences({**stored, "git": unknown["git"]},
+                                                     unknown)[0]
+    other_gpu = {**same, "device_name": "another GPU"}
+    assert setup_differences(stored, other_gpu) == ["device_name cpu -> another GPU"]
+
+
+def test_a_provenance_that_is_not_an_object_is_named(tmp_path):
+    from tdyn.runs.store import CorruptRunError
+
+    run_dir = tmp_path / "toy" / "bad"
+    run_dir.mkdir(parents=True)
+    (run_dir / "provenance.json").write_text("[]")
+    with pytest.raises(CorruptRunError, match="provenance.json is corrupt"):
+        Run.open("toy", PARAMS, run_id="bad", root=tmp_path)
+    cli_run = tmp_path / "cli" / "kernel_check" / "bad"
+    cli_run.mkdir(parents=True)
+    (cli_run / "provenance.json").write_text("[]")
+    result = _tdyn("run", "kernel_check", "--run-id", "bad", data=tmp_path / "cli")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "is corrupt" in lines[0], result.stderr
+
+
+def test_stored_files_are_readable_by_everyone(tmp_path):
+    run = Run.open("toy", PARAMS, root=tmp_path)
+    _sweep(run)
+    run.finish()
+    for path in [run.directory / "provenance.json", *run.results_dir.iterdir()]:
+        assert path.stat().st_mode & 0o777 == 0o644, path

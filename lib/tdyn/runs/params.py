@@ -104,14 +104,15 @@ def _function(reference: str) -> Callable[[Any], Any]:
 
 _OPERATORS = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.Pow: operator.pow, ast.Mod: operator.mod,
+    ast.Div: operator.truediv, ast.Mod: operator.mod,
     ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
     ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.USub: operator.neg, ast.Not: operator.not_,
 }
 
 
 def _evaluate(node: ast.AST, values: Mapping[str, Any]) -> Any:
-    """Value of a constraint expression (names, numbers, arithmetic, comparisons, logic)."""
+    """Value of a constraint expression: names, numbers, + - * / %, comparisons, and, or, not
+    (no powers, calls or attributes, so every expression is cheap and harmless)."""
     if isinstance(node, ast.Expression):
         return _evaluate(node.body, values)
     if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
@@ -130,7 +131,9 @@ def _evaluate(node: ast.AST, values: Mapping[str, Any]) -> Any:
         left = _evaluate(node.left, values)
         for op, right_node in zip(node.ops, node.comparators, strict=True):
             right = _evaluate(right_node, values)
-            if type(op) not in _OPERATORS or not _OPERATORS[type(op)](left, right):
+            if type(op) not in _OPERATORS:
+                raise ValueError(f"unsupported comparison {type(op).__name__}")
+            if not _OPERATORS[type(op)](left, right):
                 return False
             left = right
         return True
@@ -167,7 +170,7 @@ class Constraint:
         """Whether the condition is true for ``values``."""
         try:
             return bool(_evaluate(self.tree, values))
-        except ZeroDivisionError:
+        except ArithmeticError:  # division by zero, overflow: the condition cannot hold
             return False
 
     def check(self, values: Mapping[str, Any]) -> None:
@@ -275,6 +278,8 @@ def _no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
         line = key_node.start_mark.line + 1
+        if not isinstance(key, str | int | float | bool):
+            raise ParameterError(f"{loader.name}: the key on line {line} is not a name")
         if key in seen:
             raise ParameterError(f"{loader.name}: {key!r} is set twice (lines {seen[key]} and "
                                  f"{line})")
@@ -290,6 +295,8 @@ def _load_yaml(text: str, name: str) -> Any:
     loader.name = name
     try:
         return loader.get_single_data()
+    except RecursionError:
+        raise ParameterError(f"{name} is not valid YAML: nested too deeply") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

@@ -65,7 +65,7 @@ def parse_cli_value(raw: str) -> Any:
             pass
     try:
         return yaml.safe_load(raw)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return raw
 
 

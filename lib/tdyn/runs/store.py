@@ -20,8 +20,10 @@ parameters skips what is finished.  Reopening it with different parameters is re
 versions is refused unless ``allow_mixed=True`` (``--allow-mixed``), and then marked in the
 provenance.  A result containing a NaN or infinite number anywhere (nested lists and dicts
 included) is stored as *diverged*, with the first step at which it happened; the sweep goes
-on.  Loading checks that a run is complete: as many results as configurations, each file
-named after its content; a corrupt or stray file is named.
+on.  Loading checks that a run is complete: one result per configuration, each file named
+after its configuration (index and hash of the config) and holding that configuration; a
+corrupt or stray file is named.  The stored values themselves are protected by the checksums
+of ``MANIFEST.json`` (published results), not by the file names.
 
 The experiment name is the name of its notebook (``notebooks/<experiment>.ipynb``) and of its
 parameter spec (``tdyn/specs/<experiment>.yaml``).  ``<data>`` is ``$TDYN_DATA`` when set
@@ -140,6 +142,7 @@ def _write_json_atomic(path: Path, value: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; published results are readable by all
         with os.fdopen(fd, "w") as handle:
             json.dump(value, handle, indent=1, sort_keys=True, allow_nan=False)
             handle.flush()
@@ -198,7 +201,9 @@ SOURCE_COMMIT_ENV = "TDYN_SOURCE_COMMIT"
 
 
 def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
-    """The git commit of ``root`` and whether the tree has uncommitted changes.
+    """The git commit of ``root``, whether the tree has uncommitted changes (``data/`` aside),
+    and ``changes``: a hash of those changes (``git diff HEAD``), so that two sessions on the
+    same commit with different edits are told apart.
 
     A copy of the tree without ``.git`` (a remote GPU machine, say) cannot answer; there the
     commit is read from ``$TDYN_SOURCE_COMMIT`` when the caller sets it, and ``dirty`` is
@@ -214,7 +219,12 @@ def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
         if declared:
             return {"commit": declared, "dirty": None, "commit_from": SOURCE_COMMIT_ENV}
         return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": bool(status.strip())}
+    changes = None
+    if status.strip():
+        diff = subprocess.run(["git", "diff", "HEAD", "--", ".", ":!data"], cwd=root,
+                              capture_output=True, check=False).stdout
+        changes = hashlib.sha256(diff + status.encode()).hexdigest()[:12]
+    return {"commit": commit, "dirty": bool(status.strip()), "changes": changes}
 
 
 def package_versions() -> dict[str, str]:
@@ -249,13 +259,21 @@ def current_setup(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def setup_differences(provenance: Mapping[str, Any], setup: Mapping[str, Any]) -> list[str]:
-    """How ``setup`` differs from the run's first start: commit, device, package versions."""
+    """How ``setup`` differs from the run's first start: commit (an unknown commit never counts
+    as the same), uncommitted changes, device and its model, package versions."""
     differences = []
-    old_commit = (provenance.get("git") or {}).get("commit")
-    if old_commit != setup["git"]["commit"]:
-        differences.append(f"git commit {old_commit} -> {setup['git']['commit']}")
-    if provenance.get("device") != setup["device"]:
-        differences.append(f"device {provenance.get('device')} -> {setup['device']}")
+    old_git, new_git = provenance.get("git") or {}, setup["git"]
+    if old_git.get("commit") is None or new_git["commit"] is None:
+        differences.append("git commit unknown (a copy without .git: set "
+                           f"{SOURCE_COMMIT_ENV})")
+    elif old_git.get("commit") != new_git["commit"]:
+        differences.append(f"git commit {old_git.get('commit')} -> {new_git['commit']}")
+    elif old_git.get("changes") != new_git.get("changes"):
+        differences.append(f"uncommitted changes {old_git.get('changes')} -> "
+                           f"{new_git.get('changes')}")
+    for key in ("device", "device_name"):
+        if provenance.get(key) != setup[key]:
+            differences.append(f"{key} {provenance.get(key)} -> {setup[key]}")
     old_versions = provenance.get("versions") or {}
     for name in sorted(set(old_versions) | set(setup["versions"])):
         if old_versions.get(name) != setup["versions"].get(name):
@@ -264,12 +282,16 @@ def setup_differences(provenance: Mapping[str, Any], setup: Mapping[str, Any]) -
     return differences
 
 
-def _read_json(path: Path) -> Any:
-    """Parsed JSON of ``path``; a corrupt file raises :class:`CorruptRunError` naming it."""
+def _read_json(path: Path) -> dict[str, Any]:
+    """Parsed JSON object of ``path``; a corrupt file raises :class:`CorruptRunError` naming
+    it."""
     try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise CorruptRunError(f"{path} is corrupt (not valid JSON: {err})") from None
+    if not isinstance(value, dict):
+        raise CorruptRunError(f"{path} is corrupt (not a JSON object)")
+    return value
 
 
 def check_resumable(directory: Path, experiment: str, params: Mapping[str, Any],
@@ -307,8 +329,11 @@ def discard_run(directory: Path, experiment: str) -> None:
     contents = [p for p in directory.iterdir() if p.name != LOCK_NAME]
     prov_path = directory / "provenance.json"
     if contents:
-        old = _read_json(prov_path) if prov_path.is_file() else None
-        if not isinstance(old, dict) or old.get("experiment") != experiment:
+        try:
+            old = _read_json(prov_path) if prov_path.is_file() else None
+        except CorruptRunError:
+            old = None
+        if old is None or old.get("experiment") != experiment:
             raise RunConflictError(
                 f"refusing to delete {directory}: it does not hold a run of {experiment!r} "
                 "(no provenance.json naming it)")
@@ -319,10 +344,17 @@ def discard_run(directory: Path, experiment: str) -> None:
             path.unlink()
 
 
+RUN_FILES = ("provenance.json", "results", "executed.ipynb")
+
+
 def prepare_run_dir(directory: Path, experiment: str, params: Mapping[str, Any],
                     fresh: bool, allow_mixed: bool = False) -> list[str]:
     """With ``fresh``, discard the run in ``directory``; otherwise check that it can be resumed
-    with ``params`` (:func:`check_resumable`).  Returns the setup differences allowed."""
+    with ``params`` (:func:`check_resumable`).  Returns the setup differences allowed.  A run
+    whose files are symbolic links is refused: writing it would write through them."""
+    linked = [name for name in RUN_FILES if (directory / name).is_symlink()]
+    if linked:
+        raise RunConflictError(f"refusing to write {directory}: {linked} are symbolic links")
     if fresh:
         discard_run(directory, experiment)
         return []
@@ -333,8 +365,8 @@ def prepare_run_dir(directory: Path, experiment: str, params: Mapping[str, Any],
 # One writer per run: an exclusive, non-blocking flock on <run>/.lock
 
 
-_HELD_LOCKS: dict[Path, tuple[int, str]] = {}
-"""Run directories whose lock this process holds: the lock file's descriptor and token."""
+_HELD_LOCKS: dict[Path, list] = {}
+"""Run directories whose lock this process holds: [lock file descriptor, token, holders]."""
 
 
 def acquire_lock(directory: Path) -> str:
@@ -347,9 +379,14 @@ def acquire_lock(directory: Path) -> str:
     """
     directory = directory.resolve()
     if directory in _HELD_LOCKS:
+        _HELD_LOCKS[directory][2] += 1
         return _HELD_LOCKS[directory][1]
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a symbolic link: the lock file is written
+        fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as err:
+        raise RunConflictError(f"cannot use {directory / LOCK_NAME} as the run's lock "
+                               f"({err.strerror}); remove it") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -371,14 +408,20 @@ def acquire_lock(directory: Path) -> str:
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(holder).encode(), 0)
     os.fsync(fd)
-    _HELD_LOCKS[directory] = (fd, token)
+    _HELD_LOCKS[directory] = [fd, token, 1]
     return token
 
 
 def release_lock(directory: Path) -> None:
-    """Give up the lock of ``directory`` if this process holds it."""
-    held = _HELD_LOCKS.pop(directory.resolve(), None)
-    if held is not None:
+    """Give up one hold of the lock of ``directory``; the lock itself goes when the last
+    holder in this process lets go (or the process exits)."""
+    directory = directory.resolve()
+    held = _HELD_LOCKS.get(directory)
+    if held is None:
+        return
+    held[2] -= 1
+    if held[2] == 0:
+        del _HELD_LOCKS[directory]
         os.close(held[0])
 
 
@@ -402,7 +445,7 @@ def read_entries(results_dir: Path) -> list[dict[str, Any]]:
             raise CorruptRunError(f"{path} does not belong among the results (expected files "
                                   "named <index>-<hash>.json)")
         entry = _read_json(path)
-        if not isinstance(entry, dict) or not ENTRY_KEYS <= set(entry):
+        if not ENTRY_KEYS <= set(entry):
             raise CorruptRunError(f"{path} is corrupt: it lacks the fields {sorted(ENTRY_KEYS)}")
         if config_key(entry["index"], entry["config"]) != path.stem:
             raise CorruptRunError(f"{path} is corrupt: its content is not the configuration its "
@@ -414,10 +457,11 @@ def read_entries(results_dir: Path) -> list[dict[str, Any]]:
 class Run:
     """One run of an experiment: its directory, provenance and per-configuration results."""
 
-    def __init__(self, directory: Path, provenance: dict[str, Any]):
+    def __init__(self, directory: Path, provenance: dict[str, Any], locked: bool = False):
         self.directory = directory
         self.provenance = provenance
         self._session_start = time.monotonic()
+        self._locked = locked
 
     @property
     def results_dir(self) -> Path:
@@ -475,7 +519,7 @@ class Run:
                     "sessions": [session],
                     "status": "running",
                 }
-            run = cls(directory, provenance)
+            run = cls(directory, provenance, locked=True)
             run._save_provenance()
         except BaseException:
             release_lock(directory)
@@ -483,8 +527,11 @@ class Run:
         return run
 
     def close(self) -> None:
-        """Give up the run's lock (a run left open is released when the process exits)."""
-        release_lock(self.directory)
+        """Give up this run's hold of the lock (a run left open is released when the process
+        exits); closing twice does nothing."""
+        if self._locked:
+            self._locked = False
+            release_lock(self.directory)
 
     def _save_provenance(self) -> None:
         _write_json_atomic(self.directory / "provenance.json", self.provenance)
