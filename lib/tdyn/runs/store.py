@@ -16,8 +16,9 @@ and hands it to its notebook's kernel).  Each configuration's result is written 
 file, flushed and renamed into place (then the directory is flushed), so a run killed at any
 moment loses at most the configuration in flight, and reopening the run with the same
 parameters skips what is finished.  Reopening it with different parameters is refused unless
-``fresh=True`` discards the old results; resuming with another git commit, device or package
-versions is refused unless ``allow_mixed=True`` (``--allow-mixed``), and then marked in the
+``fresh=True`` discards the old results; resuming with another setup (git commit or
+uncommitted changes, device or its model, package versions; see :func:`setup_differences`)
+is refused unless ``allow_mixed=True`` (``--allow-mixed``), and then marked in the
 provenance.  A result containing a NaN or infinite number anywhere (nested lists and dicts
 included) is stored as *diverged*, with the first step at which it happened; the sweep goes
 on.  Loading checks that a run is complete: one result per configuration, each file named
@@ -295,10 +296,12 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def check_resumable(directory: Path, experiment: str, params: Mapping[str, Any],
-                    allow_mixed: bool = False) -> list[str]:
+                    allow_mixed: bool = False,
+                    setup: Mapping[str, Any] | None = None) -> list[str]:
     """Refuse to write into ``directory`` if it holds a run of another experiment or with other
-    parameters, or one started with another commit, device or package versions (unless
-    ``allow_mixed``); returns those setup differences."""
+    parameters, or one started with another setup (:func:`setup_differences` against
+    ``setup``, default :func:`current_setup`) unless ``allow_mixed``; returns those setup
+    differences."""
     prov_path = directory / "provenance.json"
     if not prov_path.exists():
         return []
@@ -309,7 +312,7 @@ def check_resumable(directory: Path, experiment: str, params: Mapping[str, Any],
             f"{old.get('params')}; refusing to mix in results for {dict(params)}. "
             "Use another run id, or fresh=True (--fresh) to discard the old results."
         )
-    differences = setup_differences(old, current_setup(params))
+    differences = setup_differences(old, setup or current_setup(params))
     if differences and not allow_mixed:
         raise RunConflictError(
             f"{directory} was started with another setup ({'; '.join(differences)}); "
@@ -348,7 +351,8 @@ RUN_FILES = ("provenance.json", "results", "executed.ipynb")
 
 
 def prepare_run_dir(directory: Path, experiment: str, params: Mapping[str, Any],
-                    fresh: bool, allow_mixed: bool = False) -> list[str]:
+                    fresh: bool, allow_mixed: bool = False,
+                    setup: Mapping[str, Any] | None = None) -> list[str]:
     """With ``fresh``, discard the run in ``directory``; otherwise check that it can be resumed
     with ``params`` (:func:`check_resumable`).  Returns the setup differences allowed.  A run
     whose files are symbolic links is refused: writing it would write through them."""
@@ -358,7 +362,7 @@ def prepare_run_dir(directory: Path, experiment: str, params: Mapping[str, Any],
     if fresh:
         discard_run(directory, experiment)
         return []
-    return check_resumable(directory, experiment, params, allow_mixed)
+    return check_resumable(directory, experiment, params, allow_mixed, setup)
 
 
 # --------------------------------------------------------------------------------------------
@@ -497,9 +501,9 @@ class Run:
                 experiment, params_hash(params) if run_id is None else run_id, root)
         acquire_lock(directory)
         try:
-            mixed = prepare_run_dir(directory, experiment, params, fresh, allow_mixed)
+            setup = current_setup(params)  # git and versions are asked once per open
+            mixed = prepare_run_dir(directory, experiment, params, fresh, allow_mixed, setup)
             _remove_stale_temporaries(directory)
-            setup = current_setup(params)
             session = {"started": _now(), "finished": None, **setup}
             prov_path = directory / "provenance.json"
             if prov_path.exists():
