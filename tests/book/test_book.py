@@ -17,6 +17,10 @@ BOOK = ROOT / "book"
 _spec = importlib.util.spec_from_file_location("build_book", ROOT / "tools" / "build_book.py")
 build_book = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(build_book)
+_spec = importlib.util.spec_from_file_location("lint_chapters",
+                                               ROOT / "tools" / "lint_chapters.py")
+lint_chapters = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(lint_chapters)
 
 
 def toc_files(toc: dict) -> set[str]:
@@ -211,15 +215,12 @@ def test_no_chapter_defines_a_function_or_finds_a_root():
     """lib/ is the single home of the math: chapters call it and plot."""
     import ast
 
-    import jupytext
-
     problems = []
     for name in sorted(chapter_sources()):
         path = BOOK / f"{name}.md"
         if "```{code-cell}" not in path.read_text():
             continue
-        code = "\n".join(c.source for c in jupytext.read(path).cells if c.cell_type == "code")
-        for node in ast.walk(ast.parse(code)):
+        for node in ast.walk(ast.parse(lint_chapters.chapter_code(path))):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 problems.append(f"{name} defines {node.name}")
             if isinstance(node, ast.Name | ast.Attribute):
