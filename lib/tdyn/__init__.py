@@ -12,7 +12,8 @@ Part II   tdyn.markov        learning dynamics on Markov data (Makkuva et al. 20
 Part III  tdyn.cooccurrence  word co-occurrence by gradient flow (Yang, Kailkhura, Wang &
                              Liang 2024): the task, the model of Eq. 1, the experiment
 
-Shared    tdyn.runs          parameters, the run store with provenance, ``tdyn run``
+Shared    tdyn.runs          parameters, the run store with provenance, ``tdyn run``, one sweep
+                             driver for every experiment
           tdyn.plotting      the one figure style
           tdyn.devices       torch device and threads
           tdyn.cli           the command line ``python -m tdyn``

@@ -115,6 +115,41 @@ def test_training_is_reproducible_and_lowers_the_loss():
     assert a.train_loss[0] == pytest.approx(float(start), abs=0.05)
 
 
+def test_a_configurations_seeds_are_the_ones_its_training_draws(monkeypatch):
+    """seeds() names what train() uses: the model from "model" (same weights as
+    build_model with that seed), the batches from "train_data", the held-out set from
+    "held_out"."""
+    import tdyn.markov.transformer as transformer
+    from tdyn.markov import experiment
+
+    params = {"chains": "0.5:0.8", "inits": "standard", "n_seeds": 2, "steps": 2,
+              "long_steps": 0, "long_seeds": 1, "d": 4, "seq_len": 8, "batch": 2, "lr": 1e-3,
+              "weight_decay": 0.0, "eval_every": 1, "eval_batch": 3, "seed": 4,
+              "device": "cpu", "canonical_e": 1.0, "canonical_w": -1.0}
+    config = experiment.configurations(params)[1]
+    seeds = experiment.seeds(config, params)
+    assert seeds == {"model": 14, "train_data": 15, "held_out": 16}
+    drawn, built = [], []
+    real_sample, real_build = transformer.sample, transformer.build_model
+
+    def spy_sample(*args, rng, **kwargs):
+        out = real_sample(*args, rng=rng, **kwargs)
+        drawn.append((rng, out))
+        return out
+
+    monkeypatch.setattr(transformer, "sample", spy_sample)
+    monkeypatch.setattr(transformer, "build_model",
+                        lambda *a, seed, **k: built.append(seed) or real_build(*a, seed=seed, **k))
+    result = experiment.run_configuration(config, params)
+    assert result["seeds"] == seeds and built == [seeds["model"]]
+    assert drawn[0][0] == seeds["held_out"]  # the held-out set, drawn first
+    again = np.random.default_rng(seeds["train_data"])  # the training batches, in order
+    assert len(drawn) == 1 + params["steps"]
+    for _, batch in drawn[1:]:
+        np.testing.assert_array_equal(
+            batch, real_sample(0.5, 0.8, params["batch"], params["seq_len"] + 1, rng=again))
+
+
 def test_experiment_configs():
     configs = experiment_configs("0.5:0.8,0.2:0.3", "standard,proposed", 2, 100, 300, 1)
     assert len(configs) == 2 * 2 * 2 + 1
@@ -148,10 +183,11 @@ def test_committed_cpu_profile_results():
     # The committed run of the CPU profile (data/markov_full/): on (0.5, 0.8) the standard
     # initialization sits on the unigram plateau at steps 100-300, and the proposed one ends
     # within 0.012 nats of the Bayes loss of its held-out set, in every seed.
-    from tdyn.runs.runner import profile_results
+    from tdyn.markov import experiment
     from tdyn.runs.store import REPO_ROOT
+    from tdyn.runs.sweep import profile_results
 
-    table, provenance = profile_results("markov_full", "cpu", root=REPO_ROOT / "data")
+    table, provenance = profile_results(experiment, "cpu", root=REPO_ROOT / "data")
     params = provenance["params"]
     assert provenance["status"] == "complete" and (table.status == "ok").all()
     base = table[(table.p == 0.5) & (table.q == 0.8) & (table.schedule == "base")]
@@ -160,7 +196,7 @@ def test_committed_cpu_profile_results():
     for _, row in base.iterrows():
         steps, loss = np.array(row.record_steps), np.array(row.eval_loss)
         held_out = chain.sample(0.5, 0.8, params["eval_batch"], params["seq_len"] + 1,
-                                 rng=params["seed"] + 10 * row.seed_index + 2)
+                                 rng=row.seeds["held_out"])
         bayes = chain.log_loss_per_sequence(held_out, 0.5, 0.8).mean()
         if row.init == "standard":
             plateau = loss[(steps >= 100) & (steps <= 300)]
@@ -201,7 +237,7 @@ def test_held_out_baselines_estimate_the_exact_losses():
     from tdyn.markov.experiment import held_out_baselines
 
     for p, q in [(0.5, 0.8), (0.2, 0.3)]:
-        bayes, unigram = held_out_baselines(p, q, eval_batch=64, seq_len=1024, seed=5)
+        bayes, unigram = held_out_baselines(p, q, eval_batch=64, seq_len=1024, held_out_seed=7)
         assert bayes == pytest.approx(chain.entropy_rate(p, q), abs=0.02)
         assert unigram == pytest.approx(chain.unigram_loss(p, q), abs=0.02)
         assert bayes < unigram

@@ -577,3 +577,20 @@ def test_stored_files_are_readable_by_everyone(tmp_path):
     run.finish()
     for path in [run.directory / "provenance.json", *run.results_dir.iterdir()]:
         assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_describe_run_names_the_setup_and_the_chosen_parameters():
+    from tdyn.runs.store import describe_run
+
+    provenance = {"run_id": "abc", "n_configs": 3, "device": "cuda", "device_name": "H100",
+                  "wall_time_s": 90.0, "git": {"commit": "0123456789abcdef", "dirty": True},
+                  "params": {"d": 8, "lr": 0.1, "seed": 0}}
+    assert describe_run(provenance, ["d", "seed"]) == (
+        "run abc: 3 configurations on H100 in 1.5 min, git 0123456789 with uncommitted "
+        "changes\nparameters: d = 8, seed = 0")
+    clean = dict(provenance, git={"commit": None}, mixed=True, device_name=None)
+    assert describe_run(clean).startswith(
+        "run abc: 3 configurations on cuda in 1.5 min, git unknown commit; sessions with "
+        "different setups (mixed)\nparameters: d = 8, lr = 0.1, seed = 0")
+    with pytest.raises(KeyError, match="no parameters"):
+        describe_run(provenance, ["width"])

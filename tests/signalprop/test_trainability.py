@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 import torch
 
+import tdyn.signalprop.trainability.experiment as trainability
 from tdyn.runs.params import ParameterSpec
-from tdyn.runs.store import Run
+from tdyn.runs.sweep import sweep
 from tdyn.signalprop.trainability.analysis import (
     exponent_claims,
     predictor_summary,
     quadratic_features,
     split_scores,
 )
-from tdyn.signalprop.trainability.experiment import run_sweep, sweep_configs
+from tdyn.signalprop.trainability.experiment import sweep_configs
 from tdyn.signalprop.trainability.model import Member, TrainSettings, train_ensemble
 from tdyn.signalprop.trainability.task import TopicTask
 
@@ -87,20 +88,31 @@ def test_split_scores_recover_an_exact_quadratic_and_reject_noise():
 
 
 def test_tiny_sweep_through_the_run_store(tmp_path):
-    params = {name: p.default for name, p in
-              ParameterSpec.load("trainability_sweep").parameters.items()}
-    params.update(steps=4, eval_every=2)
-    run = Run.open("trainability_sweep", params, root=tmp_path)
+    params = _tiny_sweep_params()
     configs = sweep_configs(params)
     assert len(configs) == params["n_alpha"] * params["n_sigma_w"] * params["n_seeds"]
-    assert run_sweep(run, configs, params) == len(configs)
-    assert run_sweep(run, configs, params) == 0  # resumed: nothing left to do
-    run.finish()
+    run = sweep(trainability, params, root=tmp_path)
     table = run.table()
     assert len(table) == len(configs)
     for column in ("test_loss", "lambda_a", "lambda_g", "lambda_a_measured",
                    "lambda_g_measured"):
         assert np.all(np.isfinite(table[column])), column
+    for row in table.itertuples():
+        assert row.seeds == trainability.seeds(configs[row.config_index], params)
+    assert len({row.seeds["init"] for row in table.itertuples()}) == params["n_seeds"]
+    resumed = sweep(trainability, params, root=tmp_path)  # nothing left to do
+    assert resumed.table().equals(table)
+
+
+def test_one_configuration_alone_matches_its_ensemble():
+    """run_configuration trains an ensemble of one: the member's result does not depend on
+    the rest of the ensemble beyond floating-point reduction order."""
+    params = _tiny_sweep_params()
+    configs = sweep_configs(params)
+    together = {p: r for p, r, _ in trainability.run_batch(configs, params)}
+    alone = trainability.run_configuration(configs[1], params)
+    assert alone.keys() == together[1].keys()
+    np.testing.assert_allclose(alone["test_curve"], together[1]["test_curve"], rtol=1e-5)
 
 
 def _tiny_sweep_params():
@@ -116,21 +128,18 @@ def test_sweep_in_small_ensembles_records_the_same_results(tmp_path):
     params = _tiny_sweep_params()
     configs = sweep_configs(params)
     tables = []
-    for name, max_members in (("whole", None), ("split", 3)):
-        run = Run.open("trainability_sweep", params, root=tmp_path / name)
-        assert run_sweep(run, configs, params, max_members=max_members) == len(configs)
+    for name, batch_size in (("whole", None), ("split", 3)):
+        run = sweep(trainability, params, batch_size=batch_size, root=tmp_path / name)
         tables.append(run.table().sort_values("config_index").reset_index(drop=True))
+    assert len(tables[1]) == len(configs)
     for column in ("test_loss", "train_loss", "lambda_a_measured", "lambda_g_measured"):
         np.testing.assert_allclose(tables[1][column], tables[0][column], rtol=1e-5,
                                    err_msg=column)
-    with pytest.raises(ValueError, match="max_members"):
-        run_sweep(Run.open("trainability_sweep", params, root=tmp_path / "bad"), configs,
-                  params, max_members=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        sweep(trainability, params, batch_size=0, root=tmp_path / "bad")
 
 
 def test_sweep_halves_an_ensemble_that_runs_out_of_gpu_memory(tmp_path, monkeypatch):
-    import tdyn.signalprop.trainability.experiment as trainability
-
     params = dict(_tiny_sweep_params(), n_seeds=2)
     configs = sweep_configs(params)
     sizes = []
@@ -144,10 +153,9 @@ def test_sweep_halves_an_ensemble_that_runs_out_of_gpu_memory(tmp_path, monkeypa
 
     monkeypatch.setattr(trainability, "train_ensemble", small_gpu)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
-    run = Run.open("trainability_sweep", params, root=tmp_path)
-    assert run_sweep(run, configs, params) == len(configs) == 8
+    run = sweep(trainability, params, root=tmp_path)
     assert sizes == [8, 4, 2, 2, 2, 2]
-    assert len(run.table()) == len(configs)
+    assert len(run.table()) == len(configs) == 8
 
 
 def test_sliced_evaluation_matches_one_pass(monkeypatch):
@@ -215,15 +223,12 @@ def test_resumed_sweep_records_every_field_bit_for_bit(tmp_path):
     whole grid, probes drawn per replicate) and the trainings (fixed ensembles) come out the
     same to the last bit, so the files are byte-identical."""
     params = _tiny_sweep_params()
-    configs = sweep_configs(params)
-    run = Run.open("trainability_sweep", params, root=tmp_path)
-    run_sweep(run, configs, params, max_members=2)
-    run.finish()
+    run = sweep(trainability, params, batch_size=2, root=tmp_path)
     files = sorted(run.results_dir.iterdir())
     before = {p.name: p.read_bytes() for p in files}
     for path in (files[1], files[2]):  # in two different ensembles
         path.unlink()
-    again = Run.open("trainability_sweep", params, root=tmp_path)
-    assert run_sweep(again, configs, params, max_members=2) == 2
-    again.finish()
+    trainability._grid_exponents.cache_clear()  # the resumed run measures them again
+    again = sweep(trainability, params, batch_size=2, root=tmp_path)
+    assert len(again.provenance["sessions"]) == 2
     assert {p.name: p.read_bytes() for p in again.results_dir.iterdir()} == before

@@ -35,6 +35,7 @@ from tdyn.cooccurrence.model import (
 )
 
 EXPERIMENT = "cooccurrence"
+"""The name of its notebook, spec and data folder."""
 
 REGIMES = {
     "theory-iid": ("gaussian", "iid"),
@@ -55,8 +56,19 @@ def _round(value, digits: int = 7):
     return np.vectorize(lambda x: float(f"{x:.{digits}g}"))(np.asarray(value, float)).tolist()
 
 
-def run_config(config: dict, *, n: int, L: int, d: int, m: int, m1: int, lr: float,
-               theory_scale: float, n_record: int, n_test: int, seed: int) -> dict:
+def configurations(params: dict) -> list[dict]:
+    """The experiment's configurations (:func:`experiment_configs`) from its parameters."""
+    return experiment_configs(params["n_seeds"], params["steps"], params["sweep_steps"])
+
+
+def seeds(config: dict, params: dict) -> dict:
+    """The seeds of one configuration (seed index s): the training set (seed + s), the
+    initial weights (seed + 1000 + s) and the fresh test entries (seed + 2000 + s)."""
+    s = params["seed"] + config["seed_index"]
+    return {"data": s, "init": s + 1000, "test": s + 2000}
+
+
+def run_configuration(config: dict, params: dict) -> dict:
     """Train one configuration of :func:`experiment_configs`; returns a JSON-ready summary:
     vocabulary ``d_used``, max |F^(0)|, phase times ``T1``, ``T_half`` and ``C_T1`` = T1
     sigma_1^2 m m1 (Phase 1 ends at C_T1 / (sigma_1^2 m m1) in the paper; sigma_1 is the
@@ -64,26 +76,29 @@ def run_config(config: dict, *, n: int, L: int, d: int, m: int, m1: int, lr: flo
     entries (before/after, per type), final G(mu_1..3), the learned attention coefficients
     C = W_K^T W_Q - W_K0^T W_Q0 for (key, query) = (1,2), (2,1), (3,1), (3,2) and the largest
     |C| with a random word, the signs of the score and value-Gram changes over Phase 2, the
-    largest Lemma-4.4 ratio in Phase 2, the last R, and (with ``keep_history``) the history.
+    largest Lemma-4.4 ratio in Phase 2, the last R, its ``seeds`` and (with ``keep_history``)
+    the history.
     """
+    n, L, d, m, m1 = (params[k] for k in ("n", "L", "d", "m", "m1"))
+    seed_of = seeds(config, params)
     init, mode = REGIMES[config["regime"]]
-    s = config["seed_index"]
     d_used = d
     if mode == "distinct":
         d_used = max(d, random_slot_count(type_counts(n), L) + N_SPECIAL)
-    data = sample_training_set(n, L, d_used, seed=seed + s, random_tokens=mode)
-    sigma0, sigma1 = condition1_sigmas(L, m, m1, theory_scale)
-    params0 = init_params(d_used, m, m1, seed=seed + 1000 + s, init=init, sigma0=sigma0,
+    data = sample_training_set(n, L, d_used, seed=seed_of["data"], random_tokens=mode)
+    sigma0, sigma1 = condition1_sigmas(L, m, m1, params["theory_scale"])
+    params0 = init_params(d_used, m, m1, seed=seed_of["init"], init=init, sigma0=sigma0,
                           sigma1=sigma1)
-    test = sample_distribution(n_test, L, d_used, seed=seed + 2000 + s,
+    test = sample_distribution(params["n_test"], L, d_used, seed=seed_of["test"],
                                embeddings=data.embeddings)
     steps = config["steps"]
-    params, h = train(params0, data, lr, steps, record=record_steps(steps, n_record), test=test)
+    weights, h = train(params0, data, params["lr"], steps,
+                       record=record_steps(steps, params["n_record"]), test=test)
     times = phase_times(h)
     k = int(np.searchsorted(h["t"], times["T1"])) if np.isfinite(times["T1"]) else 0
     E = data.embeddings
-    C = score_matrix(params, E) - score_matrix(params0, E)
-    test_margin = test.y * forward(params, test).F
+    C = score_matrix(weights, E) - score_matrix(params0, E)
+    test_margin = test.y * forward(weights, test).F
     test_per = logistic_loss(test_margin)
     w_sd = float(params0.W.std())
     result = {
@@ -107,6 +122,7 @@ def run_config(config: dict, *, n: int, L: int, d: int, m: int, m1: int, lr: flo
         "lemma44_max_phase2": float(h["lemma44"][k:].max()),
         "R_final": float(h["R"][-1]),
         "G_random_maxabs_final": float(h["G_random_maxabs"][-1]),
+        "seeds": seed_of,
     }
     if config["keep_history"]:
         result["history"] = {key: _round(value) for key, value in h.items()}

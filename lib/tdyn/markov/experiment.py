@@ -59,19 +59,37 @@ def experiment_configs(chains: str, inits: str, n_seeds: int, steps: int, long_s
     return configs
 
 
-def run_config(config: dict, d: int, seq_len: int, batch: int, lr: float,
-               weight_decay: float, eval_every: int, eval_batch: int, seed: int,
-               device: str, canonical_e: float = 1.0, canonical_w: float = -1.0) -> dict:
-    """Train one configuration of :func:`experiment_configs`; a JSON-ready result (without the
-    timings, which the caller records in the run's provenance)."""
-    result = train(config["p"], config["q"], init=config["init"], d=d, seq_len=seq_len,
-                   batch=batch, steps=config["steps"], lr=lr, weight_decay=weight_decay,
-                   seed=seed + 10 * config["seed_index"], eval_every=eval_every,
-                   eval_batch=eval_batch, device=device, canonical=(canonical_e, canonical_w))
+EXPERIMENT = "markov_full"
+
+
+def configurations(params: dict) -> list[dict]:
+    """The experiment's configurations (:func:`experiment_configs`) from its parameters."""
+    return experiment_configs(params["chains"], params["inits"], params["n_seeds"],
+                              params["steps"], params["long_steps"], params["long_seeds"])
+
+
+def seeds(config: dict, params: dict) -> dict:
+    """The seeds of one configuration, with s = seed + 10 seed_index: the model's weights
+    (torch, s), the training batches (numpy, s + 1) and the held-out set (numpy, s + 2), as
+    :func:`tdyn.markov.transformer.train` draws them."""
+    s = params["seed"] + 10 * config["seed_index"]
+    return {"model": s, "train_data": s + 1, "held_out": s + 2}
+
+
+def run_configuration(config: dict, params: dict) -> dict:
+    """Train one configuration; a JSON-ready result (without the timings, which the run
+    records in its provenance) with the unigram and bigram losses of its chain."""
+    result = train(config["p"], config["q"], init=config["init"], d=params["d"],
+                   seq_len=params["seq_len"], batch=params["batch"], steps=config["steps"],
+                   lr=params["lr"], weight_decay=params["weight_decay"],
+                   seed=seeds(config, params)["model"], eval_every=params["eval_every"],
+                   eval_batch=params["eval_batch"], device=params["device"],
+                   canonical=(params["canonical_e"], params["canonical_w"]))
     out = result.as_dict()
     del out["wall_time_s"], out["tokens_per_s"]
-    out.update({f"{k}_loss": v for k, v in reference_losses(config["p"], config["q"]).items()})
-    return out
+    out.update({f"{k}_loss": v
+                for k, v in reference_losses(config["p"], config["q"]).items()})
+    return {**out, "seeds": seeds(config, params)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -79,15 +97,15 @@ def run_config(config: dict, d: int, seq_len: int, batch: int, lr: float,
 # --------------------------------------------------------------------------------------------
 
 
-def held_out_baselines(p: float, q: float, eval_batch: int, seq_len: int, seed: int
+def held_out_baselines(p: float, q: float, eval_batch: int, seq_len: int, held_out_seed: int
                        ) -> tuple[float, float]:
-    """(Bayes, unigram) losses on the held-out set of a run of :func:`train` with ``seed``.
+    """(Bayes, unigram) losses on the held-out set of a run (its ``seeds["held_out"]``).
 
-    The set (``eval_batch`` sequences of ``seq_len`` + 1 symbols, drawn from ``seed + 2``) has
+    The set (``eval_batch`` sequences of ``seq_len`` + 1 symbols, drawn from that seed) has
     its own sampling noise, so a trained run is compared with the two predictors on the same
     symbols: Bayes uses the true transition probabilities, unigram always predicts pi_1.
     """
-    seq = sample(p, q, eval_batch, seq_len + 1, rng=seed + 2)
+    seq = sample(p, q, eval_batch, seq_len + 1, rng=held_out_seed)
     bayes = float(log_loss_per_sequence(seq, p, q).mean())
     pi1 = stationary(p, q)[1]
     nxt = seq[:, 1:]
@@ -117,12 +135,13 @@ def plateau_loss(steps, losses, start: int = 100, stop: int = 300) -> float:
 
 
 def annotate_runs(table, params: dict):
-    """``table`` of a markov_full run with, per run: Bayes and unigram losses on its held-out
-    set, the excess of its test-loss curve over Bayes, the unigram gap, the escape step (below
-    the held-out midpoint of unigram and Bayes) and the plateau level (steps 100-300)."""
+    """``table`` of a markov_full run (:func:`tdyn.runs.sweep.profile_results`, which gives
+    each run's seeds) with, per run: Bayes and unigram losses on its held-out set, the excess
+    of its test-loss curve over Bayes, the unigram gap, the escape step (below the held-out
+    midpoint of unigram and Bayes) and the plateau level (steps 100-300)."""
     table = table.copy()
     baselines = [held_out_baselines(r.p, r.q, params["eval_batch"], params["seq_len"],
-                                    params["seed"] + 10 * int(r.seed_index))
+                                    r.seeds["held_out"])
                  for r in table.itertuples()]
     table["bayes_held_out"] = [b for b, _ in baselines]
     table["unigram_held_out"] = [u for _, u in baselines]

@@ -47,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -544,15 +544,20 @@ class Run:
         """Whether configuration ``index`` has a stored result."""
         return (self.results_dir / f"{config_key(index, config)}.json").exists()
 
+    def todo(self, configs: Sequence[Mapping[str, Any]]) -> list[int]:
+        """The indices of the configurations without a stored result; records how many
+        configurations the run has (:meth:`finish` checks that all are there)."""
+        self.provenance["n_configs"] = len(configs)
+        self._save_provenance()
+        return [i for i, c in enumerate(configs) if not self.is_done(i, c)]
+
     def pending(
         self, configs: Iterable[Mapping[str, Any]], desc: str | None = None
     ) -> Iterator[tuple[int, dict[str, Any]]]:
         """Yield ``(index, config)`` for each configuration without a stored result, with a
         progress bar over the whole sweep (finished ones count as done)."""
         configs = [dict(c) for c in configs]
-        todo = [(i, c) for i, c in enumerate(configs) if not self.is_done(i, c)]
-        self.provenance["n_configs"] = len(configs)
-        self._save_provenance()
+        todo = [(i, configs[i]) for i in self.todo(configs)]
         with tqdm(total=len(configs), initial=len(configs) - len(todo),
                   desc=desc or self.provenance["experiment"], unit="config") as bar:
             for index, config in todo:
@@ -658,6 +663,27 @@ def parameter_differences(stored: Mapping[str, Any], expected: Mapping[str, Any]
     """``name: stored -> expected`` for every parameter that differs."""
     return [f"{k}: {stored.get(k, '<unset>')!r} (stored) vs {expected.get(k, '<unset>')!r}"
             for k in sorted(set(stored) | set(expected)) if stored.get(k) != expected.get(k)]
+
+
+def describe_run(provenance: Mapping[str, Any], keys: Iterable[str] | None = None) -> str:
+    """A run's provenance as a chapter prints it: run id, number of configurations, device,
+    wall time, commit (and whether the tree had uncommitted changes or the run mixes setups),
+    then the parameters ``keys`` (all when None), one line each."""
+    git = provenance.get("git") or {}
+    commit = git["commit"][:10] if git.get("commit") else "unknown commit"
+    if git.get("dirty"):
+        commit += " with uncommitted changes"
+    device = provenance.get("device_name") or provenance.get("device", "?")
+    minutes = (provenance.get("wall_time_s") or 0.0) / 60
+    mixed = "; sessions with different setups (mixed)" if provenance.get("mixed") else ""
+    params = provenance["params"]
+    keys = list(params) if keys is None else list(keys)
+    unknown = sorted(set(keys) - set(params))
+    if unknown:
+        raise KeyError(f"run {provenance.get('run_id')} has no parameters {unknown}")
+    return (f"run {provenance.get('run_id')}: {provenance.get('n_configs')} configurations on "
+            f"{device} in {minutes:.1f} min, git {commit}{mixed}\n"
+            + "parameters: " + ", ".join(f"{k} = {params[k]}" for k in keys))
 
 
 def run_command(experiment: str) -> str:

@@ -7,4 +7,5 @@ gradients       the gradient exponent lambda_g (common and differential modes)
 simulate        finite-width random transformers, batched over architectures and seeds
 measure         lambda_a and the input-output Jacobian measured on random networks
 trainability/   the masked-token task, the trained model, the sweep and its analysis
+kernel_check    the Gaussian-kernel check of notebooks/kernel_check.ipynb (an experiment)
 """

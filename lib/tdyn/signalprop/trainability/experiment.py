@@ -6,6 +6,8 @@ into a run of the run store.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -83,43 +85,60 @@ def init_exponents(archs: Sequence[Architecture], depth: int, n_seeds: int, seed
             "lambda_g_measured": lg_mean, "lambda_g_measured_sem": lg_sem}
 
 
-def run_sweep(run, configs: Sequence[dict], params: dict, max_members: int | None = None
-              ) -> int:
-    """Measure the exponents at initialization of every grid point, train the configurations
-    of ``run`` that have no result yet in ensembles and record one result per configuration.
-    Returns how many were recorded.
+EXPERIMENT = "trainability_sweep"
 
-    Seed index k draws its initial weights from the seed (params["seed"], k) for every grid
-    point (common random numbers across hyperparameters); all members see the same data.  So
-    that a resumed run records bit for bit what an uninterrupted one would have, nothing
-    depends on which configurations are pending: the exponents are measured over the whole
-    grid, and the ensembles are fixed slices of ``configs`` (at most ``max_members`` each,
-    default all); an ensemble with a pending member is trained whole and only its pending
-    members are recorded.  When an ensemble does not fit in GPU memory it is halved and
-    retried (its members' results then differ from a whole-ensemble run in the last digits
-    of floating-point reduction order), and each finished ensemble is recorded at once.
-    """
-    if max_members is not None and not (isinstance(max_members, int) and max_members >= 1):
-        raise ValueError(f"max_members={max_members!r} must be a positive integer")
-    configs = [dict(c) for c in configs]
-    pending = dict(run.pending(configs))
-    if not pending:
-        return 0
+
+def configurations(params: dict) -> list[dict]:
+    """The sweep's configurations (:func:`sweep_configs`)."""
+    return sweep_configs(params)
+
+
+def seeds(config: dict, params: dict) -> dict:
+    """The seeds of one configuration: its initial weights (torch, the Member seed
+    replicate_seed(seed, seed_index), common to every grid point), the training batches and
+    the test set (numpy, [data_seed, 1] and [data_seed, 2], shared by all), the task's topics
+    (task_seed) and the measurement of the exponents at initialization (seed)."""
+    return {"init": replicate_seed(params["seed"], config["seed_index"]),
+            "train_data": [params["data_seed"], 1], "test_data": [params["data_seed"], 2],
+            "task": params["task_seed"], "exponents": params["seed"]}
+
+
+@functools.lru_cache(maxsize=4)
+def _grid_exponents(params_json: str) -> dict[tuple[float, float], dict[str, float]]:
+    params = json.loads(params_json)
     task, settings = task_and_settings(params)
-    points = sorted({(c["alpha"], c["sigma_w"]) for c in configs})
+    points = sorted({(c["alpha"], c["sigma_w"]) for c in sweep_configs(params)})
     archs = [Member(a, a, w, params["sigma_A"]).architecture(task, settings) for a, w in points]
     exps = init_exponents(archs, settings.depth, params["exponent_seeds"], params["seed"],
                           params["device"])
-    at_point = {point: {key: float(values[i]) for key, values in exps.items()}
-                for i, point in enumerate(points)}
+    return {point: {key: float(values[i]) for key, values in exps.items()}
+            for i, point in enumerate(points)}
+
+
+def grid_exponents(params: dict) -> dict[tuple[float, float], dict[str, float]]:
+    """The exponents at initialization (:func:`init_exponents`) of every (alpha, sigma_w) of
+    the sweep, measured over the whole grid at once (so a resumed run gets the same numbers),
+    once per process and parameters."""
+    return _grid_exponents(json.dumps(params, sort_keys=True))
+
+
+def run_batch(configs: Sequence[dict], params: dict):
+    """Train ``configs`` as one batched ensemble; yields ``(position, result, wall_time_s)``
+    per configuration as its ensemble finishes (a protocol function of
+    :mod:`tdyn.runs.sweep`).
+
+    Seed index k draws its initial weights from the seed (params["seed"], k) for every grid
+    point (common random numbers across hyperparameters); all members see the same data.
+    When the ensemble does not fit in GPU memory it is halved and retried (its members'
+    results then differ from a whole-ensemble run in the last digits of floating-point
+    reduction order); each finished part is yielded at once.
+    """
+    task, settings = task_and_settings(params)
+    at_point = grid_exponents(params)
     refs = task_reference_losses(task, settings)
-    size = max_members or len(configs)
-    queue = [list(enumerate(configs))[i:i + size] for i in range(0, len(configs), size)]
-    recorded = 0
+    queue = [list(enumerate(configs))]
     while queue:
         chunk = queue.pop(0)
-        if not any(index in pending for index, _ in chunk):
-            continue
         members = [Member(c["alpha"], c["alpha"], c["sigma_w"], params["sigma_A"],
                           seed=replicate_seed(params["seed"], c["seed_index"]))
                    for _, c in chunk]
@@ -134,16 +153,18 @@ def run_sweep(run, configs: Sequence[dict], params: dict, max_members: int | Non
             queue = [part[i:i + half] for part in [chunk, *queue]
                      for i in range(0, len(part), half)]
             continue
-        for m, (index, config) in enumerate(chunk):
-            if index not in pending:
-                continue
-            out = {"test_loss": float(result.test_loss[m]),
-                   "train_loss": float(result.train_loss[m]),
-                   "test_curve": [float(v) for v in result.test_curve[m]],
-                   "eval_steps": [int(s) for s in result.eval_steps],
-                   "diverged_at": int(result.diverged_at[m]),
-                   "bayes_loss": refs["bayes"], "unigram_loss": refs["unigram"],
-                   **at_point[(config["alpha"], config["sigma_w"])]}
-            run.record(index, config, out, wall_time_s=result.seconds / len(chunk))
-            recorded += 1
-    return recorded
+        for m, (position, config) in enumerate(chunk):
+            yield position, {
+                "test_loss": float(result.test_loss[m]),
+                "train_loss": float(result.train_loss[m]),
+                "test_curve": [float(v) for v in result.test_curve[m]],
+                "eval_steps": [int(s) for s in result.eval_steps],
+                "diverged_at": int(result.diverged_at[m]),
+                "bayes_loss": refs["bayes"], "unigram_loss": refs["unigram"],
+                **at_point[(config["alpha"], config["sigma_w"])]}, result.seconds / len(chunk)
+
+
+def run_configuration(config: dict, params: dict) -> dict:
+    """The result of one configuration, trained alone (an ensemble of one)."""
+    [(_, result, _)] = list(run_batch([config], params))
+    return result
