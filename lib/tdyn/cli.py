@@ -23,8 +23,9 @@ import numpy as np
 
 from tdyn import __version__
 from tdyn.markov.chain import summary
+from tdyn.runs.executors import CLUSTERS
 from tdyn.runs.params import ParameterSpec, bounded_int, finite_float
-from tdyn.runs.runner import NotebookFailedError, run_notebook
+from tdyn.runs.runner import EXECUTORS, NotebookFailedError, TasksFailedError, run_notebook
 from tdyn.runs.store import MissingResultsError, RunConflictError, verify_manifest, write_manifest
 from tdyn.signalprop.architecture import Architecture
 from tdyn.signalprop.gradients import lambda_g
@@ -97,12 +98,26 @@ def _run(args) -> int:
         run_dir = run_notebook(
             args.notebook, params_file=args.params, overrides=args.p, device=args.device,
             run_id=args.run_id, fresh=args.fresh, allow_mixed=args.allow_mixed,
+            executor=args.executor, executor_options=_executor_options(args),
         )
     except papermill.PapermillExecutionError as err:
         raise NotebookFailedError(f"the notebook failed in cell {err.exec_count}: {err.ename}: "
                            f"{err.evalue} (the executed notebook shows the traceback)") from None
     print(f"results and executed notebook: {run_dir}")
     return 0
+
+
+def _executor_options(args) -> dict:
+    """The ``--executor submitit`` options that were given (the others keep their defaults)."""
+    options = {"cluster": args.cluster, "batch_size": args.batch_size,
+               "chunk_size": args.chunk_size, "slurm_partition": args.slurm_partition,
+               "gpus_per_task": args.gpus_per_task, "array_parallelism": args.array_parallelism,
+               "timeout_min": args.timeout_min}
+    given = {k: v for k, v in options.items() if v is not None}
+    if args.executor != "submitit" and set(given) - {"cluster"}:
+        raise ValueError(f"--{sorted(set(given) - {'cluster'})[0].replace('_', '-')} is an "
+                         "option of --executor submitit")
+    return given if args.executor == "submitit" else {}
 
 
 def add_run(subparsers) -> None:
@@ -126,6 +141,27 @@ def add_run(subparsers) -> None:
     parser.add_argument("--allow-mixed", action="store_true",
                         help="resume a run started with another git commit, device or package "
                         "versions (the provenance marks it mixed)")
+    cluster = parser.add_argument_group(
+        "array tasks", "--executor submitit computes the pending configurations as submitit "
+        "array tasks (SLURM, or local subprocesses) before the notebook runs; this process "
+        "alone writes the run")
+    cluster.add_argument("--executor", choices=EXECUTORS, default="local",
+                         help="local: in the notebook's process (default); submitit: as array "
+                         "tasks")
+    cluster.add_argument("--cluster", choices=CLUSTERS, default=None,
+                         help="submitit cluster: auto (SLURM where sbatch exists, else local "
+                         "subprocesses; default), slurm or local")
+    cluster.add_argument("--slurm-partition", help="SLURM partition of the tasks")
+    cluster.add_argument("--gpus-per-task", type=bounded_int(0, 64), help="GPUs per task")
+    cluster.add_argument("--array-parallelism", type=bounded_int(1, 100_000),
+                         help="how many array tasks run at once")
+    cluster.add_argument("--timeout-min", type=bounded_int(1, 100_000),
+                         help="time limit of each task, minutes")
+    cluster.add_argument("--chunk-size", type=bounded_int(1, 100_000),
+                         help="configurations per task (default 1)")
+    cluster.add_argument("--batch-size", type=bounded_int(1, 100_000),
+                         help="for batched experiments (the trainability ensemble): "
+                         "configurations per ensemble, one ensemble per task (default: all)")
     parser.set_defaults(handler=_run)
 
 
@@ -359,3 +395,6 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(err).split()) if isinstance(err, NotebookFailedError) else err
         print(f"error: {message}", file=sys.stderr)
         return 2
+    except TasksFailedError as err:  # one line per failed task
+        print(f"error: {err}", file=sys.stderr)
+        return 1

@@ -5,8 +5,9 @@ import types
 import numpy as np
 import pytest
 
+from tdyn.runs.protocol import check_experiment, load_experiment, with_seeds
 from tdyn.runs.store import Run, load_results
-from tdyn.runs.sweep import check_experiment, profile_results, sweep, with_seeds
+from tdyn.runs.sweep import profile_results, sweep
 from tdyn.signalprop import kernel_check
 
 
@@ -123,3 +124,16 @@ def test_kernel_check_agrees_with_monte_carlo_within_its_standard_error(tmp_path
     z = (table.mc_mean - table.theory) / table.mc_stderr.clip(lower=1e-300)
     assert np.all(np.abs(z) < 4.5)
     assert list(table.point) == list(range(5))
+
+
+@pytest.mark.parametrize("name", ["kernel_check", "trainability_sweep", "markov_full",
+                                  "cooccurrence"])
+def test_every_notebook_names_an_experiment_that_follows_the_protocol(name):
+    from tdyn.runs.params import ParameterSpec
+
+    experiment = load_experiment(name)
+    params = ParameterSpec.load(name).defaults()
+    configs = experiment.configurations(params)
+    assert configs and all(isinstance(c, dict) for c in configs)
+    seeds = [experiment.seeds(c, params) for c in configs]
+    assert all(isinstance(s, dict) and s for s in seeds)

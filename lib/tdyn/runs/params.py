@@ -11,7 +11,9 @@ A spec file maps each parameter name to a mapping with keys ``type`` (int, float
 (``"module:function"``, a function of the value that raises ``ValueError`` when the value is
 not allowed, such as a parser of ``"p:q"`` lists).  The reserved key ``constraints`` lists the
 conditions between parameters, each ``{require: <expression>, help: <why>}``; an expression
-uses parameter names, numbers, arithmetic, comparisons, ``and``, ``or`` and ``not``.
+uses parameter names, numbers, arithmetic, comparisons, ``and``, ``or`` and ``not``.  The
+reserved key ``experiment`` names the module that implements the notebook's experiment (the
+protocol of :mod:`tdyn.runs.sweep`), which ``tdyn run --executor submitit`` submits.
 
 Parameter files (profiles) are read with :func:`load_params_file`: a YAML mapping in which a
 key may appear only once and ``1e-3`` is a float (PyYAML alone reads it as a string).
@@ -37,6 +39,7 @@ import yaml
 _TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
 _FIELDS = {"type", "default", "help", "min", "max", "choices", "check"}
 CONSTRAINTS_KEY = "constraints"
+EXPERIMENT_KEY = "experiment"
 # Names IPython defines in every kernel namespace; they are never parameters.
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
@@ -188,12 +191,19 @@ class ParameterSpec:
     name: str
     parameters: dict[str, Parameter]
     constraints: tuple[Constraint, ...] = ()
+    experiment: str | None = None
 
     @classmethod
     def from_mapping(cls, name: str, raw: Mapping[str, Mapping[str, Any]]) -> ParameterSpec:
         """Build a spec from the parsed YAML mapping; malformed declarations raise ValueError."""
         raw = dict(raw)
         raw_constraints = raw.pop(CONSTRAINTS_KEY, None) or []
+        experiment = raw.pop(EXPERIMENT_KEY, None)
+        if experiment is not None and not (
+                isinstance(experiment, str)
+                and re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", experiment)):
+            raise ValueError(f"spec {name!r}: {EXPERIMENT_KEY!r} must be a dotted module name, "
+                             f"not {experiment!r}")
         parameters = {}
         for pname, decl in raw.items():
             if not isinstance(decl, Mapping) or "type" not in decl or "default" not in decl:
@@ -222,7 +232,8 @@ class ParameterSpec:
         if not isinstance(raw_constraints, list):
             raise ValueError(f"spec {name!r}: {CONSTRAINTS_KEY!r} must be a list")
         constraints = tuple(Constraint.parse(name, c, set(parameters)) for c in raw_constraints)
-        spec = cls(name=name, parameters=parameters, constraints=constraints)
+        spec = cls(name=name, parameters=parameters, constraints=constraints,
+                   experiment=experiment)
         spec.validate({})  # the defaults must satisfy the constraints
         return spec
 

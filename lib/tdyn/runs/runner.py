@@ -7,6 +7,10 @@ run id must be a plain name.  The runner then takes the run's lock, and the note
 papermill with a progress bar per cell, its training loops' progress bars streamed to the
 terminal, ``TDYN_RUN_DIR`` pointing it at the run directory (an absolute path, where the
 executed notebook is saved too) and ``TDYN_RUN_LOCK`` handing it the lock.
+
+With ``executor="submitit"`` the pending configurations are first computed as array tasks
+(:mod:`tdyn.runs.executors`: SLURM, or submitit's local subprocesses), this process recording
+each result; the notebook then finds nothing pending, and only loads and reports the results.
 """
 
 from __future__ import annotations
@@ -17,13 +21,16 @@ from typing import Any
 
 import yaml
 
+from tdyn.runs.executors import make_executor, submit_pending
 from tdyn.runs.params import ParameterError, ParameterSpec, load_params_file
+from tdyn.runs.protocol import load_experiment
 from tdyn.runs.store import (
     ALLOW_MIXED_ENV,
     DATA_ENV,
     LOCK_TOKEN_ENV,
     REPO_ROOT,
     RUN_DIR_ENV,
+    Run,
     acquire_lock,
     data_root,
     load_results,
@@ -36,8 +43,17 @@ from tdyn.runs.store import (
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
 
+EXECUTORS = ("local", "submitit")
+"""``local``: the notebook computes every configuration in its own process;
+``submitit``: array tasks compute them first (:mod:`tdyn.runs.executors`)."""
+
+
 class NotebookFailedError(RuntimeError):
     """A cell of the executed notebook raised; the executed notebook holds the traceback."""
+
+
+class TasksFailedError(RuntimeError):
+    """Some array tasks failed; the results of the others are recorded."""
 
 
 def resolve_notebook(notebook: str) -> Path:
@@ -125,10 +141,18 @@ def run_notebook(
     fresh: bool = False,
     progress: bool = True,
     allow_mixed: bool = False,
+    executor: str = "local",
+    executor_options: dict[str, Any] | None = None,
 ) -> Path:
-    """Validate, then execute ``notebook`` into its run directory; returns that directory."""
+    """Validate, then execute ``notebook`` into its run directory; returns that directory.
+
+    With ``executor="submitit"``, :func:`compute_with_submitit` first computes the pending
+    configurations (``executor_options``: its keyword arguments)."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor={executor!r} is not allowed; choose one of {EXECUTORS}")
     path = resolve_notebook(notebook)
     params = collect_parameters(path.stem, params_file, overrides, device)
+    experiment = load_experiment(path.stem) if executor == "submitit" else None
     root = data_root()
     run_dir = run_directory(path.stem, params_hash(params) if run_id is None else run_id, root)
     token = acquire_lock(run_dir)
@@ -136,6 +160,9 @@ def run_notebook(
              for key in (RUN_DIR_ENV, DATA_ENV, LOCK_TOKEN_ENV, ALLOW_MIXED_ENV)}
     try:
         prepare_run_dir(run_dir, path.stem, params, fresh, allow_mixed)
+        if experiment is not None:
+            compute_with_submitit(experiment, params, run_dir, allow_mixed,
+                                  **(executor_options or {}))
         import papermill
 
         os.environ.update({RUN_DIR_ENV: str(run_dir), DATA_ENV: str(root),
@@ -153,3 +180,27 @@ def run_notebook(
                 os.environ[key] = value
         release_lock(run_dir)
     return run_dir
+
+
+def compute_with_submitit(experiment, params: dict[str, Any], run_dir: Path,
+                          allow_mixed: bool = False, *, cluster: str = "auto",
+                          batch_size: int | None = None, chunk_size: int = 1,
+                          **executor_options: Any) -> None:
+    """Compute the pending configurations of the run in ``run_dir`` as submitit array tasks
+    (:func:`tdyn.runs.executors.submit_pending`; logs in ``run_dir/.submitit``), then finish
+    the run.  Raises :class:`TasksFailedError`, listing the failed tasks, when any failed: the
+    others' results are kept, and running the same command again submits only the rest."""
+    run = Run.open(experiment.EXPERIMENT, params, run_id=run_dir.name, root=run_dir.parent.parent,
+                   allow_mixed=allow_mixed)
+    try:
+        executor = make_executor(run_dir / ".submitit", cluster, **executor_options)
+        failures = submit_pending(run, experiment, params, executor, batch_size=batch_size,
+                                  chunk_size=chunk_size)
+        if failures:
+            raise TasksFailedError(
+                f"{len(failures)} task(s) failed; the other results are recorded, and running "
+                "the same command again submits only the missing configurations:\n  "
+                + "\n  ".join(failures))
+        run.finish()
+    finally:
+        run.close()

@@ -564,13 +564,20 @@ class Run:
                 yield index, config
                 bar.update(1)
 
+    def note_session(self, **info: Any) -> None:
+        """Add ``info`` (JSON-ready) to this session's entry of the provenance, such as the
+        executor that computed its results and its job ids."""
+        self.provenance["sessions"][-1].update(info)
+        self._save_provenance()
+
     def record(self, index: int, config: Mapping[str, Any], result: Mapping[str, Any],
-               wall_time_s: float | None = None) -> str:
+               wall_time_s: float | None = None, task: Mapping[str, Any] | None = None) -> str:
         """Store the result of one configuration atomically; returns ``"ok"`` or ``"diverged"``.
 
         A NaN or infinite number anywhere in ``result`` marks it diverged; non-finite values
         are stored as ``null`` and ``diverged_step`` is the first step (list index) at which
-        one appears.  The time it took goes to the provenance, not to the result file.
+        one appears.  The time it took, and the ``task`` that computed it (an executor's job
+        id, host, device, versions), go to the provenance, not to the result file.
         """
         diverged, step = first_non_finite(result)
         key = config_key(index, config)
@@ -585,7 +592,8 @@ class Run:
         session = len(self.provenance["sessions"]) - 1
         self.provenance.setdefault("timings", {})[key] = {
             "wall_time_s": None if wall_time_s is None else round(wall_time_s, 4),
-            "finished": _now(), "session": session}
+            "finished": _now(), "session": session,
+            **({"task": dict(task)} if task else {})}
         self._save_provenance()
         return entry["status"]
 

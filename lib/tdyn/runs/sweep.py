@@ -26,30 +26,9 @@ from typing import Any
 
 from tqdm import tqdm
 
+from tdyn.runs.protocol import check_experiment, with_seeds
 from tdyn.runs.runner import profile_results as _stored_profile_results
 from tdyn.runs.store import Run
-
-PROTOCOL = ("EXPERIMENT", "configurations", "seeds", "run_configuration")
-"""What every experiment offers (see the module docstring)."""
-
-
-def check_experiment(experiment: Any) -> None:
-    """Refuse, in one line, an object that does not follow the experiment protocol."""
-    missing = [name for name in PROTOCOL if not hasattr(experiment, name)]
-    if missing:
-        raise TypeError(f"{getattr(experiment, '__name__', experiment)!r} is not an experiment:"
-                        f" it lacks {', '.join(missing)} (the protocol of tdyn.runs.sweep)")
-
-
-def with_seeds(experiment: Any, config: Mapping[str, Any], params: Mapping[str, Any],
-               result: Mapping[str, Any]) -> dict[str, Any]:
-    """``result`` with ``"seeds": experiment.seeds(config, params)``; a result that already
-    names its seeds must name the same ones."""
-    seeds = experiment.seeds(dict(config), dict(params))
-    if "seeds" in result and result["seeds"] != seeds:
-        raise ValueError(f"{experiment.EXPERIMENT}: the result of {dict(config)} names the seeds "
-                         f"{result['seeds']}, but the experiment's seeds are {seeds}")
-    return {**result, "seeds": seeds}
 
 
 def sweep(experiment: Any, params: Mapping[str, Any], *, batch_size: int | None = None,
