@@ -15,7 +15,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 PYTEST_ARGS ?=
 
-.PHONY: help book test test-notebooks lint lab clean-book clean
+.PHONY: help book test test-notebooks lint lab dist clean-book clean
 
 help:
 	@echo "make book   execute every chapter and build the HTML book into book/_build/html"
@@ -23,6 +23,7 @@ help:
 	@echo "make test-notebooks   only the notebooks against their stored outputs"
 	@echo "make lint   ruff over the repository and over the chapters' code cells"
 	@echo "make lab    start JupyterLab on this project (chapters open as notebooks)"
+	@echo "make dist   the release archive in dist/ (HTML tarball, data manifest, SHA256SUMS)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,8 +49,11 @@ lint: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab
 
+dist: book
+	$(BIN)/python tools/dist.py
+
 clean-book:
 	rm -rf book/_build
 
 clean: clean-book
-	rm -rf $(VENV)
+	rm -rf $(VENV) dist

@@ -8,9 +8,13 @@ Called by ``make book``.  Steps:
    every installed package.  jupyter-cache
    already re-executes a chapter whose code changed; when the key changes, the cache is
    cleared and every chapter is executed and read again.
-2. Run ``jupyter-book build`` with warnings as errors and nitpicky cross-references.
-3. On failure, name each chapter whose execution failed and print its cell traceback.
-4. Check that the HTML loads nothing from the network: every script, stylesheet and image
+2. Publishing settings come from the environment (:func:`publishing_config`): with
+   ``TDYN_REPOSITORY_URL`` set (the GitHub Actions workflow sets it from the repository it
+   runs in) the pages get repository, issue and edit links, Binder and Colab launch buttons,
+   ``html_baseurl``, a sitemap and Open Graph metadata; without it, none of them.
+3. Run ``jupyter-book build`` with warnings as errors and nitpicky cross-references.
+4. On failure, name each chapter whose execution failed and print its cell traceback.
+5. Check that the HTML loads nothing from the network: every script, stylesheet and image
    is served from the build itself, MathJax included.
 """
 
@@ -18,12 +22,16 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+
+import yaml
 
 from tdyn.runs.store import walk_files
 
@@ -38,6 +46,8 @@ def keyed_paths(root: Path = ROOT) -> list[Path]:
 # Resources a page loads by itself (not links a reader may follow).
 RESOURCE = re.compile(r'<(?:script|img|link|iframe|source)\b[^>]*?\b(?:src|href)="([^"]+)"')
 MATHJAX = "_static/mathjax/tex-chtml.js"
+# The published page's own address (html_baseurl): named, never fetched.
+CANONICAL = re.compile(r'<link\b[^>]*\brel="canonical"[^>]*>')
 
 
 def installed_packages() -> str:
@@ -63,6 +73,56 @@ def cache_key(paths: list[Path], packages: str = "") -> str:
     return digest.hexdigest()
 
 
+GITHUB_URL = re.compile(r"https://github\.com/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)")
+
+
+def publishing_config(config: dict, env: Mapping[str, str] = os.environ) -> dict:
+    """The book's configuration for a published build: ``config`` (the parsed
+    ``_config.yml``) unchanged when ``TDYN_REPOSITORY_URL`` is unset, else with the
+    repository (``TDYN_REPOSITORY_BRANCH``, default main), its links, the launch buttons of
+    ``book/_ext/launch_links.py`` (the executed notebooks served from ``TDYN_PAGES_BRANCH``,
+    default gh-pages), and ``html_baseurl`` = ``TDYN_BOOK_URL`` (default
+    ``https://<org>.github.io/<repo>/``) with a sitemap and Open Graph metadata."""
+    url = env.get("TDYN_REPOSITORY_URL", "").strip().removesuffix(".git").rstrip("/")
+    if not url:
+        return config
+    match = GITHUB_URL.fullmatch(url)
+    if not match:
+        raise SystemExit(f"make book: TDYN_REPOSITORY_URL={url!r} must be "
+                         "https://github.com/<org>/<repo>")
+    org, repo = match.groups()
+    branch = env.get("TDYN_REPOSITORY_BRANCH", "").strip() or "main"
+    pages = env.get("TDYN_PAGES_BRANCH", "").strip() or "gh-pages"
+    site = env.get("TDYN_BOOK_URL", "").strip() or f"https://{org}.github.io/{repo}/"
+    site = site.rstrip("/") + "/"
+    out = {**config, "repository": {"url": url, "branch": branch, "path_to_book": "book"}}
+    out["html"] = {**config.get("html", {}), "use_repository_button": True,
+                   "use_issues_button": True, "use_edit_page_button": True, "baseurl": site}
+    sphinx = dict(config.get("sphinx", {}))
+    sphinx["extra_extensions"] = [*sphinx.get("extra_extensions", []), "sphinx_sitemap",
+                                  "sphinxext.opengraph"]
+    sphinx["config"] = {**sphinx.get("config", {}),
+                        "tdyn_publishing": {"repository_url": url, "branch": branch,
+                                            "pages_branch": pages, "path_to_book": "book"},
+                        "html_baseurl": site, "ogp_site_url": site, "sitemap_url_scheme": "{link}"}
+    out["sphinx"] = sphinx
+    return out
+
+
+def write_build_config(book: Path, env: Mapping[str, str] = os.environ) -> Path:
+    """``_build/_config.yml``: the book's configuration with the publishing settings of
+    :func:`publishing_config`, the folders of local extensions made absolute."""
+    config = yaml.safe_load((book / "_config.yml").read_text())
+    sphinx = config.get("sphinx", {})
+    # jupyter-book resolves the folders of local extensions against the config file's folder
+    sphinx["local_extensions"] = {name: str((book / folder).resolve())
+                                  for name, folder in sphinx.get("local_extensions", {}).items()}
+    path = book / "_build" / "_config.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(publishing_config(config, env), sort_keys=False))
+    return path
+
+
 def report_failures(book: Path) -> None:
     """Print the execution traceback of every chapter that failed to execute."""
     reports = book / "_build" / "html" / "reports"
@@ -80,7 +140,7 @@ def offline_problems(html_dir: Path) -> list[str]:
         problems.append(f"{MATHJAX} is missing: math would not render offline")
     for page in sorted(html_dir.rglob("*.html")):
         text = page.read_text(errors="replace")
-        for url in RESOURCE.findall(text):
+        for url in RESOURCE.findall(CANONICAL.sub("", text)):
             if url.startswith(("http://", "https://", "//")):
                 problems.append(f"{page.relative_to(html_dir)} loads {url}")
         if 'class="math' in text and MATHJAX.removeprefix("_static/") not in text:
@@ -139,6 +199,7 @@ def build(book: Path, keyed_paths: list[Path]) -> int:
     shutil.rmtree(build_dir / "html" / "reports", ignore_errors=True)
     cmd = [
         str(Path(sys.executable).parent / "jupyter-book"), "build", str(book),
+        "--config", str(write_build_config(book)),
         "--warningiserror", "--nitpick", "--keep-going",
     ]
     if read_all:

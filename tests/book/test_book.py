@@ -91,12 +91,16 @@ def test_offline_check_flags_remote_resources_and_missing_mathjax(tmp_path):
     (tmp_path / "page.html").write_text(
         '<script src="https://cdn.example.org/x.js"></script>'
         '<a href="https://example.org">a link is fine</a><span class="math">x</span>'
+        '<link rel="canonical" href="https://pages.example.org/page.html" />'
+        '<link rel="stylesheet" href="https://fonts.example.org/f.css" />'
     )
     problems = build_book.offline_problems(tmp_path)
     assert any("missing" in p for p in problems)
     assert any("loads https://cdn.example.org/x.js" in p for p in problems)
     assert any("has math but no local MathJax" in p for p in problems)
     assert not any("example.org\"" in p or p.endswith("example.org") for p in problems)
+    assert any("loads https://fonts.example.org/f.css" in p for p in problems)
+    assert not any("pages.example.org" in p for p in problems)  # its own address, not a load
 
 
 def _tiny_book(tmp_path: Path, chapter_body: str) -> Path:

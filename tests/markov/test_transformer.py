@@ -241,3 +241,26 @@ def test_held_out_baselines_estimate_the_exact_losses():
         assert bayes == pytest.approx(chain.entropy_rate(p, q), abs=0.02)
         assert unigram == pytest.approx(chain.unigram_loss(p, q), abs=0.02)
         assert bayes < unigram
+
+
+def test_annotate_runs_reads_each_runs_recorded_held_out_set(tmp_path):
+    """annotate_runs compares each run with the predictors on the held-out set its seeds
+    name; runs shorter than the plateau window get a NaN plateau."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from tdyn.markov import experiment
+    from tdyn.markov.experiment import annotate_runs, held_out_baselines
+    from tdyn.markov.figures import plot_excess_curves
+    from tdyn.runs.params import ParameterSpec
+    from tdyn.runs.sweep import sweep
+
+    params = dict(ParameterSpec.load("markov_full").defaults(), steps=4, eval_every=2)
+    table = annotate_runs(sweep(experiment, params, root=tmp_path).table(), params)
+    assert len(table) == 4 and table.plateau.isna().all()
+    for row in table.itertuples():
+        bayes, unigram = held_out_baselines(row.p, row.q, params["eval_batch"],
+                                            params["seq_len"], row.seeds["held_out"])
+        assert (row.bayes_held_out, row.unigram_held_out) == (bayes, unigram)
+        np.testing.assert_allclose(row.excess, np.asarray(row.eval_loss) - bayes)
+    plot_excess_curves(table, "tiny")

@@ -134,11 +134,17 @@ def plateau_loss(steps, losses, start: int = 100, stop: int = 300) -> float:
     return float(np.median(window))
 
 
+def _records_plateau(steps, start: int = 100, stop: int = 300) -> bool:
+    steps = np.asarray(steps)
+    return bool(np.any((steps >= start) & (steps <= stop)))
+
+
 def annotate_runs(table, params: dict):
     """``table`` of a markov_full run (:func:`tdyn.runs.sweep.profile_results`, which gives
     each run's seeds) with, per run: Bayes and unigram losses on its held-out set, the excess
     of its test-loss curve over Bayes, the unigram gap, the escape step (below the held-out
-    midpoint of unigram and Bayes) and the plateau level (steps 100-300)."""
+    midpoint of unigram and Bayes) and the plateau level (steps 100-300; NaN for a run that
+    records no step there)."""
     table = table.copy()
     baselines = [held_out_baselines(r.p, r.q, params["eval_batch"], params["seq_len"],
                                     r.seeds["held_out"])
@@ -151,8 +157,8 @@ def annotate_runs(table, params: dict):
     table["escape"] = [escape_step(s, h, b + 0.5 * g) for s, h, b, g in
                        zip(table.record_steps, table.eval_loss, table.bayes_held_out,
                            table.gap_unigram, strict=True)]
-    table["plateau"] = [plateau_loss(s, h) for s, h in zip(table.record_steps, table.eval_loss,
-                                                            strict=True)]
+    table["plateau"] = [plateau_loss(s, h) if _records_plateau(s) else math.nan
+                        for s, h in zip(table.record_steps, table.eval_loss, strict=True)]
     return table
 
 
