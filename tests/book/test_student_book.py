@@ -1,0 +1,74 @@
+"""The student edition (tools/student_book.py, ``make student-book``): no solution anywhere in
+its output (HTML, search index, _sources, downloadable .md and .ipynb), every exercise there."""
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("student_book", ROOT / "tools" / "student_book.py")
+student_book = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(student_book)
+
+BLOCK = re.compile(r"^(`{3,})\{(exercise|solution)\}[^\n]*\n(.*?)^\1[ \t]*\n",
+                   re.MULTILINE | re.DOTALL)
+PLAIN_RUN = re.compile(r"(?:[A-Za-z]{2,},? ){5}[A-Za-z]{2,}")
+
+
+def fingerprints(kind: str) -> dict[str, str]:
+    """One phrase of six plain words (no markup or math) from each exercise or solution block
+    of the chapters, keyed by its chapter and position."""
+    found = {}
+    for chapter in sorted((ROOT / "book").glob("part*/*.md")):
+        blocks = [b for b in BLOCK.finditer(chapter.read_text()) if b.group(2) == kind]
+        for k, block in enumerate(blocks):
+            # markup and math break a phrase (they render differently in the output)
+            body = re.sub(r"\$[^$]*\$|`[^`]*`|\{[^}]*\}|[*_()\[\]]", "|", block.group(3))
+            body = "\n".join(line for line in body.splitlines() if not line.startswith(":"))
+            runs = [m.group(0) for line in body.splitlines() for m in PLAIN_RUN.finditer(line)]
+            if runs:
+                found[f"{chapter.stem} {kind} {k}"] = max(runs, key=len)
+    return found
+
+
+def test_strip_solutions_removes_whole_blocks_and_keeps_exercises():
+    text = ("```{exercise}\n:label: e\nDo it.\n```\n\n```{solution} e\n:class: dropdown\n\n"
+            "Secret answer.\n\n````{code-cell} ipython3\nx = 1\n````\n```\n\nAfter.\n"
+            "````{solution} f\nNested\n```python\ny = 2\n```\n````\n")
+    stripped, count = student_book.strip_solutions(text)
+    assert count == 2 and "Secret" not in stripped and "Nested" not in stripped
+    assert "Do it." in stripped and "After." in stripped
+    assert stripped.count(student_book.PLACEHOLDER) == 2
+
+
+def test_every_solution_and_exercise_has_a_fingerprint():
+    solutions, exercises = fingerprints("solution"), fingerprints("exercise")
+    assert len(solutions) >= 30 and len(exercises) >= 30
+
+
+@pytest.mark.slow
+@pytest.mark.book
+def test_the_student_edition_holds_no_solution_and_every_exercise():
+    assert student_book.main() == 0
+    out = student_book.STUDENT / "_build" / "html"
+    texts = {p: " ".join(p.read_text(errors="replace").split())
+             for p in out.rglob("*") if p.is_file() and p.suffix in
+             {".html", ".js", ".txt", ".md", ".ipynb", ".json"}}
+    assert any(p.suffix == ".ipynb" for p in texts) and any(p.suffix == ".txt" for p in texts)
+    everything = "\n".join(texts.values())
+    built = ROOT / "book" / "_build"
+    fresh = (built / ".build-ok").exists() and all(
+        p.stat().st_mtime < (built / ".build-ok").stat().st_mtime
+        for p in (ROOT / "book").glob("part*/*.md"))
+    instructor = "\n".join(" ".join(p.read_text(errors="replace").split())
+                            for p in (built / "html").rglob("*.html")) if fresh else ""
+    if instructor:  # an up-to-date instructor's build: the fingerprints find its solutions
+        assert all(" ".join(v.split()) in instructor for v in fingerprints("solution").values())
+    leaks = {key: phrase for key, phrase in fingerprints("solution").items()
+             if " ".join(phrase.split()) in everything}
+    assert leaks == {}
+    missing = {key: phrase for key, phrase in fingerprints("exercise").items()
+               if " ".join(phrase.split()) not in everything}
+    assert missing == {}
