@@ -81,8 +81,9 @@ def publishing_config(config: dict, env: Mapping[str, str] = os.environ) -> dict
     ``_config.yml``) unchanged when ``TDYN_REPOSITORY_URL`` is unset, else with the
     repository (``TDYN_REPOSITORY_BRANCH``, default main), its links, the launch buttons of
     ``book/_ext/launch_links.py`` (the executed notebooks served from ``TDYN_PAGES_BRANCH``,
-    default gh-pages), and ``html_baseurl`` = ``TDYN_BOOK_URL`` (default
-    ``https://<org>.github.io/<repo>/``) with a sitemap and Open Graph metadata."""
+    default gh-pages), and ``html_baseurl`` = ``TDYN_BOOK_URL`` (default the GitHub Pages
+    address, ``https://<org>.github.io/<repo>/``; set it for a custom domain) with a sitemap
+    and Open Graph metadata."""
     url = env.get("TDYN_REPOSITORY_URL", "").strip().removesuffix(".git").rstrip("/")
     if not url:
         return config
@@ -93,7 +94,10 @@ def publishing_config(config: dict, env: Mapping[str, str] = os.environ) -> dict
     org, repo = match.groups()
     branch = env.get("TDYN_REPOSITORY_BRANCH", "").strip() or "main"
     pages = env.get("TDYN_PAGES_BRANCH", "").strip() or "gh-pages"
-    site = env.get("TDYN_BOOK_URL", "").strip() or f"https://{org}.github.io/{repo}/"
+    pages_site = f"https://{org.lower()}.github.io/"  # GitHub Pages names owners in lower case
+    if repo.lower() != f"{org.lower()}.github.io":  # a user or organization site is the root
+        pages_site += f"{repo}/"
+    site = env.get("TDYN_BOOK_URL", "").strip() or pages_site
     site = site.rstrip("/") + "/"
     out = {**config, "repository": {"url": url, "branch": branch, "path_to_book": "book"}}
     out["html"] = {**config.get("html", {}), "use_repository_button": True,
@@ -103,10 +107,23 @@ def publishing_config(config: dict, env: Mapping[str, str] = os.environ) -> dict
                                   "sphinxext.opengraph"]
     sphinx["config"] = {**sphinx.get("config", {}),
                         "tdyn_publishing": {"repository_url": url, "branch": branch,
-                                            "pages_branch": pages, "path_to_book": "book"},
+                                            "pages_branch": pages, "path_to_book": "book",
+                                            "commit": source_commit(env)},
                         "html_baseurl": site, "ogp_site_url": site, "sitemap_url_scheme": "{link}"}
     out["sphinx"] = sphinx
     return out
+
+
+def source_commit(env: Mapping[str, str] = os.environ) -> str:
+    """The commit the book is built from: ``GITHUB_SHA`` in the workflow, else git's HEAD."""
+    if env.get("GITHUB_SHA"):
+        return env["GITHUB_SHA"]
+    result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                            cwd=ROOT, check=False)
+    if result.returncode != 0:
+        raise SystemExit("make book: TDYN_REPOSITORY_URL is set but the commit is unknown "
+                         "(no git; set GITHUB_SHA)")
+    return result.stdout.strip()
 
 
 def write_build_config(book: Path, env: Mapping[str, str] = os.environ) -> Path:
@@ -171,8 +188,9 @@ def ensure_loopback() -> None:
                          "be brought up; Jupyter kernels need it (run `ip link set lo up`).")
 
 
-def build(book: Path, keyed_paths: list[Path]) -> int:
+def build(book: Path, keyed_paths: list[Path], env: Mapping[str, str] = os.environ) -> int:
     """Build ``book`` strictly; returns 0 on success, non-zero with a report otherwise.
+    ``env`` holds the publishing settings (:func:`publishing_config`).
 
     Two stamps in ``_build/``: ``.cache-key`` names the library state the execution cache was
     made with (the cache is cleared when it differs); ``.build-ok`` exists only after a
@@ -199,7 +217,7 @@ def build(book: Path, keyed_paths: list[Path]) -> int:
     shutil.rmtree(build_dir / "html" / "reports", ignore_errors=True)
     cmd = [
         str(Path(sys.executable).parent / "jupyter-book"), "build", str(book),
-        "--config", str(write_build_config(book)),
+        "--config", str(write_build_config(book, env)),
         "--warningiserror", "--nitpick", "--keep-going",
     ]
     if read_all:

@@ -5,6 +5,7 @@ committed result) and ``SHA256SUMS`` over both (check with ``sha256sum -c SHA256
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import shutil
 import sys
@@ -22,8 +23,17 @@ def write_dist(html: Path, manifest: Path, out: Path) -> list[Path]:
         raise SystemExit(f"make dist: {html} holds no built book (run make book first)")
     out.mkdir(parents=True, exist_ok=True)
     archive = out / f"tdyn-book-{__version__}-html.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(html, arcname="tdyn-book")
+    # Reproducible: the same book gives the same bytes (sorted entries, no times or owners).
+    def normalized(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+        return info
+
+    with open(archive, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
+                                                   filename="") as zipped, \
+            tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(html.rglob("*")):
+            tar.add(path, arcname=f"tdyn-book/{path.relative_to(html).as_posix()}",
+                    recursive=False, filter=normalized)
     shutil.copyfile(manifest, out / "MANIFEST.json")
     files = [archive, out / "MANIFEST.json"]
     sums = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n" for p in files)

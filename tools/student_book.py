@@ -12,6 +12,7 @@ execution cache of the last ``make book`` is reused when its library state match
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
 import sys
@@ -26,6 +27,8 @@ STUDENT = BOOK / "_build" / "student" / "src"
 SOLUTION = re.compile(r"^(?P<fence>`{3,})\{solution\}[^\n]*\n.*?^(?P=fence)[ \t]*\n",
                       re.MULTILINE | re.DOTALL)
 PLACEHOLDER = "*The solution of this exercise is in the instructor's edition.*\n"
+STUDENT_NOTE = ("```{note}\nThis is the student edition: it holds the exercises without "
+                "their solutions.\n```\n\n")
 
 
 def strip_solutions(text: str) -> tuple[str, int]:
@@ -46,6 +49,10 @@ def prepare(book: Path = BOOK, target: Path = STUDENT) -> int:
     solutions were removed."""
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(book, target, ignore=shutil.ignore_patterns("_build"))
+    course = target / "course.md"
+    text = course.read_text()
+    title_end = text.index("\n", text.index("\n# ") + 1) + 1  # the note goes under the title
+    course.write_text(text[:title_end] + "\n" + STUDENT_NOTE + text[title_end:])
     removed = 0
     for page in sorted(target.rglob("*.md")):
         text, count = strip_solutions(page.read_text())
@@ -64,7 +71,10 @@ def main() -> int:
     build_book = _build_book_module()
     removed = prepare()
     print(f"student edition: {removed} solutions removed; building {STUDENT}", flush=True)
-    status = build_book.build(STUDENT, build_book.keyed_paths())
+    # Never a published build: its edit, Binder and Colab links would open the instructor's
+    # sources and executed notebooks, solutions included.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TDYN_")}
+    status = build_book.build(STUDENT, build_book.keyed_paths(), env)
     if status == 0:
         print(f"Student edition built: open {STUDENT / '_build' / 'html' / 'index.html'}")
     return status

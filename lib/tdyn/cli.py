@@ -114,9 +114,9 @@ def _executor_options(args) -> dict:
                "gpus_per_task": args.gpus_per_task, "array_parallelism": args.array_parallelism,
                "timeout_min": args.timeout_min}
     given = {k: v for k, v in options.items() if v is not None}
-    if args.executor != "submitit" and set(given) - {"cluster"}:
-        raise ValueError(f"--{sorted(set(given) - {'cluster'})[0].replace('_', '-')} is an "
-                         "option of --executor submitit")
+    if args.executor != "submitit" and given:
+        raise ValueError(f"--{sorted(given)[0].replace('_', '-')} is an option of "
+                         "--executor submitit")
     return given if args.executor == "submitit" else {}
 
 

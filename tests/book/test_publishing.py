@@ -2,6 +2,7 @@
 TDYN_REPOSITORY_URL set has repository links and working-looking Binder and Colab links on
 every chapter (tools/build_book.py, book/_ext/launch_links.py); the release files."""
 
+import json
 import re
 import subprocess
 import tarfile
@@ -27,6 +28,11 @@ def test_the_repository_url_must_be_a_github_repository():
     assert build_book.publishing_config({"title": "x"}, {}) == {"title": "x"}
     with pytest.raises(SystemExit, match="must be https://github.com/<org>/<repo>"):
         build_book.publishing_config({}, {"TDYN_REPOSITORY_URL": "https://example.org/a/b"})
+    site = build_book.publishing_config({}, {"TDYN_REPOSITORY_URL": "https://github.com/Octo/Book"})
+    assert site["sphinx"]["config"]["html_baseurl"] == "https://octo.github.io/Book/"
+    user_site = build_book.publishing_config(
+        {}, {"TDYN_REPOSITORY_URL": "https://github.com/octo/octo.github.io"})
+    assert user_site["sphinx"]["config"]["html_baseurl"] == "https://octo.github.io/"
     config = build_book.publishing_config(
         {}, {"TDYN_REPOSITORY_URL": "https://github.com/o/r.git", "TDYN_BOOK_URL": "https://x.y"})
     assert config["repository"] == {"url": "https://github.com/o/r", "branch": "main",
@@ -45,6 +51,8 @@ def test_a_local_build_names_no_repository_and_no_launch_service(tmp_path, monke
                        "github.com", "x-thebe-config", "og:url"):
             assert needle not in text, (page, needle)
     assert not (book / "_build" / "html" / "sitemap.xml").exists()
+    downloaded = json.loads((book / "_build" / "html" / "_sources" / "broken.ipynb").read_text())
+    assert "tdyn-book" not in json.dumps(downloaded)  # no install cell in a local build
 
 
 @pytest.mark.slow
@@ -62,7 +70,14 @@ def test_a_published_build_links_the_repository_and_launches_each_chapter(tmp_pa
             "?urlpath=lab/tree/book/broken.md") in hrefs
     assert ("https://colab.research.google.com/github/octo-org/tdyn-book/blob/gh-pages"
             "/_sources/broken.ipynb") in hrefs
-    assert (book / "_build" / "html" / "_sources" / "broken.ipynb").is_file()  # Colab's file
+    downloaded = json.loads((book / "_build" / "html" / "_sources" / "broken.ipynb").read_text())
+    install = downloaded["cells"][0]  # what Colab opens: the install cell first
+    assert install["metadata"]["tags"] == ["remove-cell"]
+    assert "git\", \"clone\", \"-q\", \"https://github.com/octo-org/tdyn-book\"" in \
+        "".join(install["source"])
+    first_code = next(c for c in downloaded["cells"][1:] if c["cell_type"] == "code")
+    assert "print(6 * 7)" in "".join(first_code["source"])
+    assert "tdyn-book", "checkout" not in pages["broken.html"]  # the page does not show it
     assert "https://github.com/octo-org/tdyn-book" in hrefs
     assert any(h.startswith("https://github.com/octo-org/tdyn-book/issues") for h in hrefs)
     assert any(h.startswith("https://github.com/octo-org/tdyn-book/edit/release/book/broken.md")
@@ -105,7 +120,7 @@ def test_citation_file_is_valid_cff():
                "references", "preferred-citation", "identifiers", "doi", "commit", "contact"}
     assert set(cff) <= allowed, set(cff) - allowed
     assert cff.get("type", "software") in ("software", "dataset")
-    assert cff["license"] == "MIT"
+    assert cff["license"] == ["MIT", "CC-BY-4.0"]  # code; text, figures and data
     from tdyn import __version__
 
     assert str(cff["version"]) == __version__
@@ -125,6 +140,11 @@ def test_make_dist_writes_the_archive_with_checksums(tmp_path):
     archive = dist / f"tdyn-book-{__version__}-html.tar.gz"
     with tarfile.open(archive) as tar:
         assert "tdyn-book/index.html" in tar.getnames()
+    first = archive.read_bytes()
+    (html / "index.html").touch()  # a rebuild of the same book: the same archive
+    subprocess.run([build_book.sys.executable, str(ROOT / "tools" / "dist.py"), "--html",
+                    str(html), "--out", str(dist)], check=True, capture_output=True)
+    assert archive.read_bytes() == first
     sums = dict(line.split("  ")[::-1] for line in (dist / "SHA256SUMS").read_text().splitlines())
     assert set(sums) == {archive.name, "MANIFEST.json"}
     import hashlib

@@ -122,3 +122,97 @@ def test_the_executor_module_names_its_clusters():
     assert executors.CLUSTERS == ("auto", "local", "slurm")
     with pytest.raises(ValueError, match="cluster='pbs'"):
         make_executor(REPO_ROOT / "unused", "pbs")
+
+
+class _FakeJob:
+    """A finished job whose task returns ``out`` (or raises ``error``)."""
+
+    def __init__(self, job_id, out=None, error=None):
+        self.job_id, self.out, self.error, self.cancelled = job_id, out, error, False
+
+    def done(self):
+        return True
+
+    def result(self):
+        if self.error:
+            raise self.error
+        return self.out
+
+    def cancel(self, check=True):
+        self.cancelled = True
+
+
+class _FakeExecutor:
+    """Runs each task in this process, then reports its git state as ``git``."""
+
+    cluster = "fake"
+
+    def __init__(self, git=None):
+        self.git = git
+
+    def map_array(self, fn, modules, chunks, params):
+        jobs = []
+        for k, (module, chunk, p) in enumerate(zip(modules, chunks, params, strict=True)):
+            out = fn(module, chunk, p)
+            if self.git is not None:
+                out["git"] = self.git
+            jobs.append(_FakeJob(str(k), out))
+        return jobs
+
+
+def test_a_task_that_ran_other_code_is_not_recorded_unless_mixed_is_allowed(
+        tmp_path, importable_tests):
+    params = {"n": 2, "seed": 0, "kill_at": -1, "kill_marker": str(tmp_path / "none")}
+    run = Run.open("toy", params, root=tmp_path)
+    other = {"commit": "0" * 40, "dirty": False}
+    failures = submit_pending(run, toy, params, _FakeExecutor(git=other))
+    assert len(failures) == 2 and all("ran other code than the run" in f and "git commit"
+                                      in f for f in failures)
+    assert run.entries() == []
+    assert submit_pending(run, toy, params, _FakeExecutor(git=other), allow_mixed=True) == []
+    assert len(run.entries()) == 2 and run.provenance["mixed"] is True
+    assert any("git commit" in m for m in run.provenance["sessions"][-1]["mixed"])
+    run.close()
+
+
+def test_a_task_with_the_runs_own_code_is_recorded(tmp_path, importable_tests):
+    params = {"n": 3, "seed": 1, "kill_at": -1, "kill_marker": str(tmp_path / "none")}
+    run = Run.open("toy", params, root=tmp_path)
+    assert submit_pending(run, toy, params, _FakeExecutor(), chunk_size=2) == []
+    assert [e["result"]["y"] for e in run.entries()] == [1, 12, 23]
+    assert "mixed" not in run.provenance
+    run.close()
+
+
+def test_the_batch_size_a_run_started_with_is_kept_and_another_refused(tmp_path):
+    from tdyn.runs.store import RunConflictError
+
+    params = ParameterSpec.load("trainability_sweep").defaults()
+    params.update(steps=2, eval_every=1)
+    run = Run.open("trainability_sweep", params, root=tmp_path)
+    assert submit_pending(run, trainability, params, _FakeExecutor(), batch_size=2) == []
+    assert run.provenance["batch_size"] == 2
+    run.finish()
+    with pytest.raises(RunConflictError, match="started with batch_size=2"):
+        sweep(trainability, params, batch_size=4, root=tmp_path)
+    again = sweep(trainability, params, root=tmp_path)  # default: the recorded size
+    assert again.provenance["batch_size"] == 2
+
+
+def test_tasks_still_waiting_are_cancelled_when_recording_fails(tmp_path, importable_tests,
+                                                                monkeypatch):
+    params = {"n": 2, "seed": 0, "kill_at": -1, "kill_marker": str(tmp_path / "none")}
+    run = Run.open("toy", params, root=tmp_path)
+    waiting = _FakeJob("1", {"results": [], "git": {}, "task": {"versions": {}}})
+    waiting.done = lambda: False
+
+    class Executor(_FakeExecutor):
+        def map_array(self, fn, modules, chunks, params):
+            return [_FakeJob("0", error=None, out=fn(modules[0], chunks[0], params[0])),
+                    waiting]
+
+    monkeypatch.setattr(run, "record", lambda *a, **k: (_ for _ in ()).throw(OSError("full")))
+    with pytest.raises(OSError, match="full"):
+        submit_pending(run, toy, params, Executor(), poll_s=0.01)
+    assert waiting.cancelled
+    run.close()

@@ -137,3 +137,8 @@ def test_every_notebook_names_an_experiment_that_follows_the_protocol(name):
     assert configs and all(isinstance(c, dict) for c in configs)
     seeds = [experiment.seeds(c, params) for c in configs]
     assert all(isinstance(s, dict) and s for s in seeds)
+
+
+def test_an_experiment_without_configurations_finishes_empty(tmp_path):
+    run = sweep(_toy(batched=True), {"n": 0, "seed": 0}, root=tmp_path)
+    assert run.entries() == [] and run.provenance["status"] == "complete"

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tdyn.runs.params import ParameterSpec
+from tdyn.runs.store import Run, RunConflictError
 
 PROTOCOL = ("EXPERIMENT", "configurations", "seeds", "run_configuration")
 """What every experiment offers (see the module docstring)."""
@@ -35,6 +36,30 @@ def with_seeds(experiment: Any, config: Mapping[str, Any], params: Mapping[str, 
         raise ValueError(f"{experiment.EXPERIMENT}: the result of {dict(config)} names the seeds "
                          f"{result['seeds']}, but the experiment's seeds are {seeds}")
     return {**result, "seeds": seeds}
+
+
+def settle_batch_size(run: Run, experiment: Any, n_configs: int,
+                      requested: int | None = None) -> int | None:
+    """The ensemble size of a batched experiment's run: the one recorded when the run was
+    started (``batch_size`` in its provenance), else ``requested`` (default: every
+    configuration), which is then recorded.  A resume that asks for another size is refused:
+    other ensembles give other floating-point results.  None for an unbatched experiment."""
+    if requested is not None and not (isinstance(requested, int) and requested >= 1):
+        raise ValueError(f"batch_size={requested!r} must be a positive integer")
+    if not hasattr(experiment, "run_batch"):
+        if requested is not None:
+            raise ValueError(f"batch_size is only for batched experiments; "
+                             f"{experiment.EXPERIMENT!r} runs one configuration at a time")
+        return None
+    recorded = run.provenance.get("batch_size")
+    size = requested or recorded or max(n_configs, 1)
+    if recorded is not None and size != recorded:
+        raise RunConflictError(f"run {run.directory} was started with batch_size={recorded}; "
+                               f"resuming with {size} would train other ensembles: resume "
+                               f"with batch_size={recorded} (or none)")
+    if recorded is None:
+        run.note_run(batch_size=size)
+    return size
 
 
 def load_experiment(name: str):

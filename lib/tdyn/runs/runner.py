@@ -107,9 +107,18 @@ def collect_parameters(
     return spec.validate(values)
 
 
+def profile_folder() -> Path:
+    """Where the profiles are: this clone's ``notebooks/params/``, else (tdyn installed as a
+    package) the ``notebooks/params/`` beside the data root, as in a copy of the repository."""
+    here = NOTEBOOK_DIR / "params"
+    beside_data = data_root().parent / "notebooks" / "params"
+    return here if here.is_dir() or not beside_data.is_dir() else beside_data
+
+
 def profile_path(experiment: str, profile: str) -> Path:
-    """``notebooks/params/<experiment>-<profile>.yaml``; an unknown profile is refused."""
-    path = NOTEBOOK_DIR / "params" / f"{experiment}-{profile}.yaml"
+    """``notebooks/params/<experiment>-<profile>.yaml`` (:func:`profile_folder`); an unknown
+    profile is refused."""
+    path = profile_folder() / f"{experiment}-{profile}.yaml"
     if not path.is_file():
         known = sorted(p.stem.removeprefix(f"{experiment}-")
                        for p in path.parent.glob(f"{experiment}-*.yaml"))
@@ -195,7 +204,7 @@ def compute_with_submitit(experiment, params: dict[str, Any], run_dir: Path,
     try:
         executor = make_executor(run_dir / ".submitit", cluster, **executor_options)
         failures = submit_pending(run, experiment, params, executor, batch_size=batch_size,
-                                  chunk_size=chunk_size)
+                                  chunk_size=chunk_size, allow_mixed=allow_mixed)
         if failures:
             raise TasksFailedError(
                 f"{len(failures)} task(s) failed; the other results are recorded, and running "

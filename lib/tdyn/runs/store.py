@@ -103,9 +103,20 @@ def check_name(kind: str, value: Any) -> str:
 
 
 def data_root() -> Path:
-    """Where runs are stored, as an absolute path: ``$TDYN_DATA`` if set, else ``data/``."""
+    """Where runs are stored, as an absolute path: ``$TDYN_DATA`` if set; else the ``data/``
+    of the repository this library was installed from in place (a clone); else the first
+    ``data/`` holding a manifest in the working directory or above it (a chapter run from a
+    copy of the repository, wherever tdyn is installed); else ``./data``."""
     value = os.environ.get(DATA_ENV)
-    return Path(value).resolve() if value else REPO_ROOT / "data"
+    if value:
+        return Path(value).resolve()
+    if (REPO_ROOT / "data" / MANIFEST_NAME).is_file():
+        return REPO_ROOT / "data"
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "data" / MANIFEST_NAME).is_file():
+            return folder / "data"
+    return here / "data"
 
 
 def run_directory(experiment: str, run_id: str, root: Path | None = None) -> Path:
@@ -563,6 +574,11 @@ class Run:
             for index, config in todo:
                 yield index, config
                 bar.update(1)
+
+    def note_run(self, **info: Any) -> None:
+        """Add ``info`` (JSON-ready) to the run's provenance, such as how it batches."""
+        self.provenance.update(info)
+        self._save_provenance()
 
     def note_session(self, **info: Any) -> None:
         """Add ``info`` (JSON-ready) to this session's entry of the provenance, such as the

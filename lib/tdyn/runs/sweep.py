@@ -26,7 +26,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from tdyn.runs.protocol import check_experiment, with_seeds
+from tdyn.runs.protocol import check_experiment, settle_batch_size, with_seeds
 from tdyn.runs.runner import profile_results as _stored_profile_results
 from tdyn.runs.store import Run
 
@@ -38,23 +38,24 @@ def sweep(experiment: Any, params: Mapping[str, Any], *, batch_size: int | None 
 
     Each result is recorded as soon as it exists, so an interrupted sweep resumes where it
     stopped.  For a batched experiment (``run_batch``) the configurations are cut into fixed
-    slices of ``batch_size`` (default: all of them); a slice with a pending configuration is
+    slices of ``batch_size`` (default: the size the run was started with, else all of them;
+    :func:`tdyn.runs.protocol.settle_batch_size`); a slice with a pending configuration is
     computed whole and only its pending configurations are recorded.  Returns the finished
     run (``run.table()`` is its results).
     """
     check_experiment(experiment)
     params = dict(params)
-    batched = hasattr(experiment, "run_batch")
     if batch_size is not None and not (isinstance(batch_size, int) and batch_size >= 1):
         raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
-    if batch_size is not None and not batched:
+    if batch_size is not None and not hasattr(experiment, "run_batch"):
         raise ValueError(f"batch_size is only for batched experiments; "
                          f"{experiment.EXPERIMENT!r} runs one configuration at a time")
     configs = [dict(c) for c in experiment.configurations(params)]
     run = Run.open(experiment.EXPERIMENT, params, run_id=run_id, fresh=fresh, root=root)
     try:
-        if batched:
-            _sweep_batched(run, experiment, configs, params, batch_size or len(configs))
+        size = settle_batch_size(run, experiment, len(configs), batch_size)
+        if size is not None:
+            _sweep_batched(run, experiment, configs, params, size)
         else:
             for index, config in run.pending(configs):
                 start = time.monotonic()
