@@ -36,7 +36,15 @@ collapsed fixed point q* and for post-LN, G_d = e^{lambda_a} exactly, so
     lambda_g - lambda_a = log(1 + alpha_A^2 sigma_V^2 / (c_A^2 q*))   (pre-LN)
                         = log(1 + alpha_A^2 sigma_V^2 / c_A^2)         (post-LN)   > 0,
 
-the two zero lines can meet only where alpha_A = 0.  Parameter gradients see only the common
+the two zero lines can meet only where alpha_A = 0 (at a norm fixed point).  Off the fixed point
+(``at="ln-scale"``: from the LayerNorm scale q = 1, as the re-implementations measure) the
+same gains give, at input norm q with output norm q_out = c_M^2 q_1 + alpha_M^2 K(1),
+
+    log G_d(q) - lambda_a(q) = log(q_out / q),
+
+so the differential-mode gradient rate vanishes with lambda_a exactly where the block
+preserves the norm, which a free value scale sigma_V or an untied readout sigma_2 can arrange.
+Parameter gradients see only the common
 mode at collapse: the gradient of a loss with respect to W_V, W_1 or W_2 of any layer depends on
 the back-propagated signal g_i only through sum_i g_i (every token has the same branch input).
 
@@ -52,7 +60,7 @@ import numpy as np
 
 from tdyn.signalprop.architecture import Architecture
 from tdyn.signalprop.gaussian import kernel_diagonal, kernel_slope
-from tdyn.signalprop.theory import collapsed_fixed_point, collapsed_line
+from tdyn.signalprop.theory import check_protocol, collapsed_fixed_point, collapsed_line
 
 
 @dataclass(frozen=True)
@@ -111,9 +119,12 @@ def layer_gains(arch: Architecture, q: float = 1.0) -> LayerGains:
     return LayerGains(q, c2a + a2a * v2 / q, c2a, c2m + a2m * chi / q1, c2m * q1 + a2m * k1)
 
 
-def default_start(arch: Architecture) -> float:
+def default_start(arch: Architecture, at: str = "fixed-point") -> float:
     """The norm where the theory starts by default: q* of the collapsed fixed point, or 1 where
-    there is none (``plain`` pre-LN, the identity map)."""
+    there is none (``plain`` pre-LN, the identity map) or with ``at="ln-scale"``."""
+    check_protocol(at)
+    if at == "ln-scale":
+        return 1.0
     q_star = collapsed_fixed_point(arch).q
     return 1.0 if math.isnan(q_star) else q_star
 
@@ -143,14 +154,19 @@ def mode_log_gains(arch: Architecture, depth: int, q0: float | None = None
     return log_c, log_d
 
 
-def lambda_g(arch: Architecture, depth: int | None = None, q0: float | None = None) -> float:
+def lambda_g(arch: Architecture, depth: int | None = None, q0: float | None = None,
+             at: str = "fixed-point") -> float:
     """The gradient exponent lambda_g (module docstring).
 
     ``depth=None``: the infinite-depth rate log G_c at the start norm ``q0`` (default q*, or 1
     for ``plain`` pre-LN, where q grows and this is a one-layer rate, as for lambda_a).
     ``depth=L``: (1/L) log{[prod G_c + (n - 1) prod G_d] / n}, the per-layer growth of
-    E ||dX_L/dX_0||_F^2 / (n d).
+    E ||dX_L/dX_0||_F^2 / (n d).  ``at="ln-scale"`` starts at q0 = 1 (the LayerNorm scale)
+    and needs a finite ``depth`` (default 1: one layer, the re-implementations' protocol).
     """
+    check_protocol(at)
+    if at == "ln-scale":
+        return lambda_g(arch, 1 if depth is None else depth, 1.0 if q0 is None else q0)
     if depth is None:
         q = default_start(arch) if q0 is None else float(q0)
         return _log_gain(layer_gains(arch, q).common)
@@ -169,32 +185,47 @@ def finite_depth_exponent(lam_c, lam_d, n, depth):
     return (np.logaddexp(depth * lam_c, np.log(n - 1) + depth * lam_d) - np.log(n)) / depth
 
 
-def lambda_common(arch: Architecture, q0: float | None = None) -> float:
+def lambda_common(arch: Architecture, q0: float | None = None, at: str = "fixed-point") -> float:
     """log G_c: the common-mode rate (= lambda_g at infinite depth, and the rate of the
-    parameter gradients)."""
-    return lambda_g(arch, None, q0)
+    parameter gradients), one layer from ``q0`` (default :func:`default_start` of ``at``)."""
+    q = default_start(arch, at) if q0 is None else float(q0)
+    return _log_gain(layer_gains(arch, q).common)
 
 
-def lambda_differential(arch: Architecture, q0: float | None = None) -> float:
+def lambda_differential(arch: Architecture, q0: float | None = None,
+                        at: str = "fixed-point") -> float:
     """log G_d: the rate of each differential mode (= lambda_a for ``interp`` pre-LN at q* and
-    for post-LN)."""
-    q = default_start(arch) if q0 is None else float(q0)
+    for post-LN; = lambda_a + log(q_out / q) at any norm q, one layer from ``q0``)."""
+    q = default_start(arch, at) if q0 is None else float(q0)
     return _log_gain(layer_gains(arch, q).differential)
 
 
 def gradient_exponents(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None,
                        phi: str = "tanh", residual: str = "interp", norm: str = "pre",
-                       q=1.0) -> tuple[np.ndarray, np.ndarray]:
+                       q=1.0, at: str = "fixed-point", depth: int = 1
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """(log G_c, log G_d) at the collapsed fixed point, vectorized over broadcastable arrays
-    (for phase diagrams).  ``q`` is the norm used for ``plain`` pre-LN (no fixed point)."""
+    (for phase diagrams).  ``q`` is the norm used for ``plain`` pre-LN (no fixed point).
+    ``at="ln-scale"``: the per-layer means (1/L) sum_l log G_{c,d}(q_l) over ``depth`` = L
+    layers from norm ``q`` (1 by default), q_{l+1} = c_M^2 q_1,l + alpha_M^2 K(1); combine them
+    with :func:`finite_depth_exponent` for lambda_g(L)."""
+    check_protocol(at, depth)
     c = collapsed_line(alpha_A, alpha_M, sigma_w, sigma_V=sigma_V, sigma_2=sigma_2, phi=phi,
-                       residual=residual, norm=norm, q=q)
+                       residual=residual, norm=norm, q=q, at=at)
     if norm == "post":
         mlp = np.log((c.c2m + c.a2m * c.chi) / (c.c2m + c.a2m * c.k1))
         return mlp, mlp + np.log(c.c2a / (c.c2a + c.a2a * c.v2))
-    mlp = np.log(c.c2m + c.a2m * c.chi / c.q1)
+    layers = depth if at == "ln-scale" else 1
+    log_c = log_d = 0.0
+    q_l = c.q
     with np.errstate(divide="ignore"):
-        return np.log(c.c2a + c.a2a * c.v2 / c.q) + mlp, np.log(c.c2a) + mlp
+        for _ in range(layers):
+            q1 = c.c2a * q_l + c.a2a * c.v2
+            mlp = np.log(c.c2m + c.a2m * c.chi / q1)
+            log_c = log_c + np.log(c.c2a + c.a2a * c.v2 / q_l) + mlp
+            log_d = log_d + np.log(c.c2a) + mlp
+            q_l = c.c2m * q1 + c.a2m * c.k1
+    return log_c / layers, log_d / layers
 
 
 JOINT_PHASES = ("ordered-vanishing", "ordered-exploding", "chaotic-vanishing",

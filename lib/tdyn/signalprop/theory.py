@@ -31,6 +31,14 @@ p = q, where attention is exactly uniform and changes token differences only at 
              / (c_M^2 + alpha_M^2 K(1))],
 with chi = dK/drho at rho = 1 (sigma_A and n drop out).  lambda_a < 0: ordered (tokens
 collapse to a line); lambda_a > 0: chaotic (tokens repel towards a regular simplex).
+
+Where the exponents are evaluated (``at``, one of :data:`EVALUATION_PROTOCOLS`).
+``fixed-point`` (the default everywhere): at the collapsed fixed point q = q* (at norm ``q`` for
+``plain`` pre-LN, which has none).  ``ln-scale``: the protocol of the re-implementations, from
+tokens at the LayerNorm scale q0 = 1 with cosine rho0 over ``depth`` = L layers, following the
+norm q_l of the collapsed line; for ``interp`` pre-LN this differs from the fixed point because
+q* != 1 (at (alpha_A, alpha_M, sigma_w, sigma_2) = (0.9, 0.9, 4, 4), q* = 11.0 and lambda_a =
++0.60 at q* but -0.71 one layer from q = 1).  Post-LN has q = 1 always: both protocols agree.
 """
 
 from __future__ import annotations
@@ -47,6 +55,20 @@ from tdyn.signalprop.gaussian import (
     kernel_quadrature,
     kernel_slope,
 )
+
+EVALUATION_PROTOCOLS = ("fixed-point", "ln-scale")
+"""Where an exponent is evaluated: at the collapsed fixed point q* or at the LayerNorm scale
+q0 = 1 over a stated depth (module docstring)."""
+
+
+def check_protocol(at: str, depth=1) -> None:
+    """Raise ValueError unless ``at`` is an evaluation protocol and ``depth`` an integer >= 1."""
+    if at not in EVALUATION_PROTOCOLS:
+        raise ValueError(f"at={at!r} is not an evaluation protocol; choose one of "
+                         f"{EVALUATION_PROTOCOLS}")
+    if not (isinstance(depth, int | np.integer) and depth >= 1):
+        raise ValueError(f"depth={depth!r} must be an integer >= 1")
+
 
 SOFTMAX_MODES = ("annealed", "large_n", "sampled")
 """How S2, S11 are computed: see :func:`softmax_overlaps`."""
@@ -231,9 +253,12 @@ class CollapsedLine:
 
 
 def collapsed_line(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None, phi: str = "tanh",
-                   residual: str = "interp", norm: str = "pre", q=1.0) -> CollapsedLine:
+                   residual: str = "interp", norm: str = "pre", q=1.0,
+                   at: str = "fixed-point") -> CollapsedLine:
     """The constants shared by lambda_a and the gradient gains (vectorized; ``sigma_2=None``
-    ties the readout scale to sigma_w; ``q`` is used where there is no fixed point)."""
+    ties the readout scale to sigma_w).  ``at="fixed-point"``: the layer enters at q* where it
+    exists (``q`` where it does not); ``at="ln-scale"``: at the given norm ``q``."""
+    check_protocol(at)
     if norm not in ("pre", "post"):
         raise ValueError(f"norm={norm!r} is not allowed; choose one of ('pre', 'post')")
     alpha_A, alpha_M, sigma_w, sigma_V, q = np.broadcast_arrays(
@@ -244,7 +269,7 @@ def collapsed_line(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None, phi:
     c2a = skip_coefficient(alpha_A, residual) ** 2
     c2m = skip_coefficient(alpha_M, residual) ** 2
     a2a, a2m, v2 = alpha_A**2, alpha_M**2, sigma_V**2
-    if norm == "pre" and residual == "interp":
+    if norm == "pre" and residual == "interp" and at == "fixed-point":
         denom = 1.0 - c2a * c2m
         with np.errstate(divide="ignore", invalid="ignore"):
             q = np.where(denom > 0, (c2m * a2a * v2 + a2m * k1) / denom, 1.0)
@@ -252,33 +277,65 @@ def collapsed_line(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None, phi:
 
 
 def angle_exponent(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None, phi: str = "tanh",
-                   residual: str = "interp", norm: str = "pre", q=1.0) -> np.ndarray:
+                   residual: str = "interp", norm: str = "pre", q=1.0, at: str = "fixed-point",
+                   depth: int = 1) -> np.ndarray:
     """lambda_a in closed form (module docstring), vectorized over broadcastable arrays.
 
-    ``sigma_2=None`` ties the readout scale to sigma_w.  ``q`` is used only for ``plain``
-    pre-LN, which has no collapsed fixed point: there lambda_a is the one-layer rate at norm q.
-    For ``interp`` pre-LN with alpha_A = alpha_M = 0 (the identity map) lambda_a = 0.
+    ``sigma_2=None`` ties the readout scale to sigma_w.  ``at="fixed-point"``: at q* (for
+    ``plain`` pre-LN, which has no collapsed fixed point, the one-layer rate at norm ``q``).
+    ``at="ln-scale"``: the mean rate (1/L) sum_l log[(1 - rho_{l+1}) / (1 - rho_l)] over
+    ``depth`` = L layers of the linearized map (rho0 -> 1) from norm ``q`` (the LayerNorm
+    scale 1 by default), with q_{l+1} = c_M^2 (c_A^2 q_l + alpha_A^2 sigma_V^2) + alpha_M^2
+    K(1) for pre-LN.  For ``interp`` pre-LN with alpha_A = alpha_M = 0 (the identity map)
+    lambda_a = 0.
     """
+    check_protocol(at, depth)
     c = collapsed_line(alpha_A, alpha_M, sigma_w, sigma_V=sigma_V, sigma_2=sigma_2, phi=phi,
-                       residual=residual, norm=norm, q=q)
+                       residual=residual, norm=norm, q=q, at=at)
     with np.errstate(divide="ignore"):  # alpha_A = 1 (interp): lambda_a = -inf
         if norm == "post":
             return (np.log(c.c2a / (c.c2a + c.a2a * c.v2))
                     + np.log((c.c2m + c.a2m * c.chi) / (c.c2m + c.a2m * c.k1)))
-        q2 = c.c2m * c.q1 + c.a2m * c.k1
-        return np.log(c.c2a * c.q * (c.c2m * c.q1 + c.a2m * c.chi) / (c.q1 * q2))
+        total, q_l = 0.0, c.q
+        for _ in range(depth if at == "ln-scale" else 1):
+            q1 = c.c2a * q_l + c.a2a * c.v2
+            q2 = c.c2m * q1 + c.a2m * c.k1
+            total = total + np.log(c.c2a * q_l * (c.c2m * q1 + c.a2m * c.chi) / (q1 * q2))
+            q_l = q2
+        return total / (depth if at == "ln-scale" else 1)
 
 
-def lambda_a(arch: Architecture, q: float = 1.0) -> float:
-    """lambda_a of an architecture (closed form; ``q`` only matters for ``plain`` pre-LN)."""
+def lambda_a(arch: Architecture, q: float = 1.0, at: str = "fixed-point", depth: int = 1,
+             rho0: float | None = None, softmax: str = "annealed") -> float:
+    """lambda_a of an architecture.
+
+    ``at="fixed-point"`` (default): the closed form at q* (``q`` only matters for ``plain``
+    pre-LN).  ``at="ln-scale"``: from tokens at norm ``q`` (1, the LayerNorm scale) over
+    ``depth`` = L layers; with ``rho0=None`` the linearized closed form (rho0 -> 1,
+    :func:`angle_exponent`), with ``rho0`` < 1 the mean-field map itself,
+    (1/L) log[(1 - rho_L) / (1 - rho0)] along :func:`trajectory` from (q, rho0 q) (the
+    re-implementations' estimator with rho0 = 0.99, L = 1; it includes the finite-gap
+    attention terms, so it depends weakly on n and sigma_A).
+    """
+    check_protocol(at, depth)
+    if at == "ln-scale" and rho0 is not None:
+        if not -1.0 / (arch.n - 1) <= rho0 < 1.0:
+            raise ValueError(f"rho0={rho0!r} must lie in [-1/(n-1), 1)")
+        qs, ps = trajectory(arch, depth, q0=q, rho0=rho0, softmax=softmax)
+        with np.errstate(divide="ignore"):
+            return float(np.log((1.0 - ps[-1] / qs[-1]) / (1.0 - rho0)) / depth)
     return float(angle_exponent(arch.alpha_A, arch.alpha_M, arch.sigma_w, sigma_V=arch.sigma_V,
                                 sigma_2=arch.readout_scale, phi=arch.phi,
-                                residual=arch.residual, norm=arch.norm, q=q))
+                                residual=arch.residual, norm=arch.norm, q=q, at=at,
+                                depth=depth))
 
 
-def edge_of_chaos(arch: Architecture, lo: float = 0.3, hi: float = 30.0, q: float = 1.0) -> float:
+def edge_of_chaos(arch: Architecture, lo: float = 0.3, hi: float = 30.0, q: float = 1.0,
+                  at: str = "fixed-point", depth: int = 1, rho0: float | None = None) -> float:
     """The MLP weight scale sigma_w on the edge of chaos, lambda_a = 0, of ``arch`` with its
-    other hyperparameters fixed: Brent's root of sigma_w -> :func:`lambda_a` in [lo, hi].
+    other hyperparameters fixed: Brent's root of sigma_w -> :func:`lambda_a` in [lo, hi]
+    (``at``, ``depth``, ``rho0`` as there: sigma_w = 2.74 at q* but 9.07 one layer from q = 1
+    for alpha = 0.9 with a tied readout).
 
     Raises ValueError when lambda_a has the same sign at both ends (no edge in the bracket).
     """
@@ -288,7 +345,7 @@ def edge_of_chaos(arch: Architecture, lo: float = 0.3, hi: float = 30.0, q: floa
         raise ValueError(f"need 0 < lo < hi, got lo={lo!r}, hi={hi!r}")
 
     def rate(sigma_w: float) -> float:
-        return lambda_a(arch.replace(sigma_w=sigma_w), q=q)
+        return lambda_a(arch.replace(sigma_w=sigma_w), q=q, at=at, depth=depth, rho0=rho0)
 
     at_lo, at_hi = rate(lo), rate(hi)
     if not (at_lo < 0 < at_hi or at_hi < 0 < at_lo):
@@ -298,16 +355,18 @@ def edge_of_chaos(arch: Architecture, lo: float = 0.3, hi: float = 30.0, q: floa
 
 
 def lambda_a_from_map(arch: Architecture, q: float = 1.0, eps: float = 1e-5,
-                      softmax: str = "annealed") -> float:
+                      softmax: str = "annealed", at: str = "fixed-point") -> float:
     """lambda_a measured on the map: log[(1 - rho') / (1 - rho)] for one layer from
-    rho = 1 - eps at the collapsed fixed point (at norm ``q`` for ``plain`` pre-LN).
+    rho = 1 - eps at the collapsed fixed point (at norm ``q`` for ``plain`` pre-LN, or with
+    ``at="ln-scale"``).
 
     Needs no closed form (it includes the finite-n attention terms, which vanish as eps -> 0).
     """
+    check_protocol(at)
     if not 0 < eps < 0.5:
         raise ValueError(f"eps={eps!r} must lie in (0, 0.5)")
     fixed = collapsed_fixed_point(arch)
-    q0 = q if math.isnan(fixed.q) else fixed.q
+    q0 = q if (math.isnan(fixed.q) or at == "ln-scale") else fixed.q
     q1, p1 = layer_map(q0, (1.0 - eps) * q0, arch, softmax)
     return float(np.log((1.0 - p1 / q1) / eps))
 
@@ -325,12 +384,14 @@ lambda_a does not depend on ``sigma_A`` or ``n`` (it is constant along such an a
 
 
 def phase_diagram(arch: Architecture, x: tuple[str, np.ndarray], y: tuple[str, np.ndarray],
-                  q: float = 1.0) -> np.ndarray:
+                  q: float = 1.0, at: str = "fixed-point", depth: int = 1) -> np.ndarray:
     """lambda_a on the grid y x x (shape (len(y values), len(x values))), vectorized.
 
     ``x`` and ``y`` are (name, values) with names from :data:`GRID_PARAMETERS`; the other
     hyperparameters come from ``arch``.  Values are validated like :class:`Architecture`.
+    ``at``, ``depth``: the evaluation protocol of :func:`angle_exponent`.
     """
+    check_protocol(at, depth)
     (xn, xv), (yn, yv) = x, y
     for name in (xn, yn):
         if name not in GRID_PARAMETERS:
@@ -350,7 +411,7 @@ def phase_diagram(arch: Architecture, x: tuple[str, np.ndarray], y: tuple[str, n
             values[name] = grid
     out = angle_exponent(values["alpha_A"], values["alpha_M"], values["sigma_w"],
                          sigma_V=values["sigma_V"], sigma_2=values["sigma_2"], phi=arch.phi,
-                         residual=arch.residual, norm=arch.norm, q=q)
+                         residual=arch.residual, norm=arch.norm, q=q, at=at, depth=depth)
     return np.broadcast_to(out, (yv.size, xv.size)).copy()
 
 
