@@ -200,3 +200,69 @@ def _measure(archs, depth, q0, n_seeds, seed, method, n_probes, dev,
         common=shaped(c_val, d), differential=shaped(d_val, (n - 1) * d),
         common_sem=shaped(c_sem, d), differential_sem=shaped(d_sem, (n - 1) * d),
         param_grads=shaped(param, 1.0))
+
+
+PROBES = ("gaussian", "common")
+
+PARAMETER_NAMES = ("Q", "K", "V", "W1", "W2")
+"""The weight matrices of a block, as named by :class:`tdyn.signalprop.simulate.DenseWeights`."""
+
+
+def measure_parameter_gradients(archs: Architecture | Sequence[Architecture], depth: int,
+                                gap: float = 1e-3, q0: float | Sequence[float] | None = None,
+                                n_seeds: int = 16, seed: int = 0, at: str = "fixed-point",
+                                probe: str = "gaussian", device: str = "cpu",
+                                dtype=torch.float64,
+                                cpu_threads: int | None = 1) -> dict[str, np.ndarray]:
+    """Squared gradient norms ||d(r . X_L) / dW^(l)||_F^2 of every weight matrix of every layer
+    l = 1..L, for one Gaussian probe r per network: {name: array (P, S, L)}, names
+    :data:`PARAMETER_NAMES` (unit-variance matrices; the scale of each is a constant factor).
+
+    Tokens start from the exact simplex of cosine 1 - ``gap`` at norm ``q0`` (default
+    :func:`default_start` of ``at``), so that W_Q and W_K, whose gradients vanish on the
+    collapsed line, get gradients of order ``gap``.  Weights are dense Gaussian draws seeded
+    per replicate like :func:`measure_jacobian`.  ``probe``: ``gaussian`` (r ~ N(0, I) on every
+    token) or ``common`` (one Gaussian vector repeated on every token: only the common mode is
+    back-propagated from the output).
+    """
+    archs = check_batch(archs, depth, n_seeds, min_depth=1)
+    check_protocol(at)
+    if probe not in PROBES:
+        raise ValueError(f"probe={probe!r} is not allowed; choose one of {PROBES}")
+    if not 0 < gap < 1:
+        raise ValueError(f"gap={gap!r} must lie in (0, 1)")
+    if q0 is None:
+        q0 = [default_start(a, at) for a in archs]
+    q0 = np.broadcast_to(np.asarray(q0, dtype=float), (len(archs),))
+    if not np.all(q0 > 0):
+        raise ValueError(f"q0={q0!r} must be positive (range (0, inf))")
+    dev = resolve_device(device)
+    with torch_threads(dev, cpu_threads):
+        a0 = archs[0]
+        n, d, n_arch = a0.n, a0.d, len(archs)
+        gens = [torch.Generator(device=dev).manual_seed(replicate_seed(seed, k))
+                for k in range(n_seeds)]
+        x0 = torch.stack([initial_tokens(n, d, 1.0, 1.0 - gap, g, "exact", dtype, dev)
+                          for g in gens])
+        scale = torch.tensor(np.sqrt(q0), dtype=dtype, device=dev).repeat_interleave(n_seeds)
+        x0 = x0.repeat(n_arch, 1, 1) * scale[:, None, None]
+        scales = BatchScales.of(archs, n_seeds, dtype, dev)
+        layers = [DenseWeights(d, a0.hidden, gens, dtype, dev, repeat=n_arch)
+                  for _ in range(depth)]
+        leaves = [[w.matrices[name].requires_grad_(True) for name in PARAMETER_NAMES]
+                  for w in layers]
+        x = forward(x0, layers, scales, a0)
+        rows = 1 if probe == "common" else n
+        probes = torch.stack([
+            torch.randn(rows, d, dtype=dtype, device=dev, generator=torch.Generator(
+                device=dev).manual_seed(replicate_seed(replicate_seed(seed, k), -2 % 2**31)))
+            for k in range(n_seeds)]).expand(n_seeds, n, d).repeat(n_arch, 1, 1)
+        flat = [m for layer in leaves for m in layer]
+        grads = torch.autograd.grad((x * probes).sum(), flat)
+    k = len(PARAMETER_NAMES)
+    out = {}
+    for j, name in enumerate(PARAMETER_NAMES):
+        norms = torch.stack([(grads[i * k + j] ** 2).sum(dim=(1, 2)) for i in range(depth)],
+                            dim=-1)
+        out[name] = norms.detach().cpu().numpy().reshape(n_arch, n_seeds, depth)
+    return out
