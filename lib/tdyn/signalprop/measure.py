@@ -105,6 +105,16 @@ class JacobianMeasurement:
 METHODS = ("exact", "probe")
 
 
+def _start_norms(archs, q0, at: str) -> np.ndarray:
+    """One positive start norm per architecture: ``q0`` broadcast, or :func:`default_start`."""
+    if q0 is None:
+        q0 = [default_start(a, at) for a in archs]
+    q0 = np.broadcast_to(np.asarray(q0, dtype=float), (len(archs),))
+    if not np.all(q0 > 0):
+        raise ValueError(f"q0={q0!r} must be positive (range (0, inf))")
+    return q0
+
+
 def _collapsed_tokens(n: int, d: int, q: float, generator: torch.Generator, dtype,
                       device) -> torch.Tensor:
     """n identical tokens x with |x|^2 = q d (a random direction)."""
@@ -140,11 +150,7 @@ def measure_jacobian(archs: Architecture | Sequence[Architecture], depth: int,
     check_protocol(at)
     if rho0 is not None and not 0.0 <= rho0 < 1.0:
         raise ValueError(f"rho0={rho0!r} must lie in [0, 1) (None: exactly collapsed)")
-    if q0 is None:
-        q0 = [default_start(a, at) for a in archs]
-    q0 = np.broadcast_to(np.asarray(q0, dtype=float), (len(archs),))
-    if not np.all(q0 > 0):
-        raise ValueError(f"q0={q0!r} must be positive (range (0, inf))")
+    q0 = _start_norms(archs, q0, at)
     dev = resolve_device(device)
     with torch_threads(dev, cpu_threads):
         return _measure(archs, depth, q0, n_seeds, seed, method, n_probes, dev, dtype, rho0)
@@ -231,11 +237,7 @@ def measure_parameter_gradients(archs: Architecture | Sequence[Architecture], de
         raise ValueError(f"probe={probe!r} is not allowed; choose one of {PROBES}")
     if not 0 < gap < 1:
         raise ValueError(f"gap={gap!r} must lie in (0, 1)")
-    if q0 is None:
-        q0 = [default_start(a, at) for a in archs]
-    q0 = np.broadcast_to(np.asarray(q0, dtype=float), (len(archs),))
-    if not np.all(q0 > 0):
-        raise ValueError(f"q0={q0!r} must be positive (range (0, inf))")
+    q0 = _start_norms(archs, q0, at)
     dev = resolve_device(device)
     with torch_threads(dev, cpu_threads):
         a0 = archs[0]
