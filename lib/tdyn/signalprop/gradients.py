@@ -185,6 +185,30 @@ def finite_depth_exponent(lam_c, lam_d, n, depth):
     return (np.logaddexp(depth * lam_c, np.log(n - 1) + depth * lam_d) - np.log(n)) / depth
 
 
+def normalization_floor(n, depth):
+    """-log(n) / L: the floor of lambda_g(L) wherever G_c >= 1 (every odd phi at a fixed point,
+    :func:`finite_depth_exponent`): [prod G_c + (n - 1) prod G_d] / n >= prod G_c / n, so
+    lambda_g(L) >= log G_c - log(n) / L, reached when the differential modes die (G_d -> 0)
+    and G_c -> 1 (alpha -> 1 with a nearly linear MLP)."""
+    n = np.asarray(n, dtype=float)
+    if np.any(n < 2):
+        raise ValueError(f"n={n!r} must be >= 2 (number of tokens)")
+    if not (isinstance(depth, int | np.integer) and depth >= 1):
+        raise ValueError(f"depth={depth!r} must be an integer >= 1")
+    return -np.log(n) / depth
+
+
+def unnormalized_exponent(lam_g, n, d, depth):
+    """(1/L) log E||dX_L/dX_0||_F^2 = lambda_g(L) + log(n d) / L: the re-implementations'
+    estimator (1/L) log||grad_{X_0}(X_L . R)||^2 in expectation over R, which lacks the 1/(n d)
+    of lambda_g.  It is >= log G_c + log(d) / L > 0 where G_c >= 1: it can never show vanishing
+    gradients."""
+    for name, value in (("n", n), ("d", d)):
+        if np.any(np.asarray(value) < 1):
+            raise ValueError(f"{name}={value!r} must be >= 1")
+    return np.asarray(lam_g, dtype=float) - normalization_floor(n, depth) + np.log(d) / depth
+
+
 def lambda_common(arch: Architecture, q0: float | None = None, at: str = "fixed-point") -> float:
     """log G_c: the common-mode rate (= lambda_g at infinite depth, and the rate of the
     parameter gradients), one layer from ``q0`` (default :func:`default_start` of ``at``)."""
