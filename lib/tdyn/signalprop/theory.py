@@ -70,7 +70,7 @@ def check_protocol(at: str, depth=1) -> None:
         raise ValueError(f"depth={depth!r} must be an integer >= 1")
 
 
-SOFTMAX_MODES = ("annealed", "large_n", "sampled")
+SOFTMAX_MODES = ("annealed", "large_n", "sampled", "entropy_collapse")
 """How S2, S11 are computed: see :func:`softmax_overlaps`."""
 
 KERNEL_ORDER = 201
@@ -93,6 +93,11 @@ def softmax_overlaps(n: int, rho, sigma, mode: str = "annealed", n_samples: int 
     e^{sigma^2 v} / n, e^{sigma^2 rho v} / n (the digest's formula; can exceed 1).
     ``sampled``: the exact Gaussian average of the softmax, by seeded Monte Carlo over
     ``n_samples`` draws of (a, b) (the same draws for every rho); needs rho in [0, 1].
+    ``entropy_collapse``: the n -> infinity limit of Giorlandino & Goldt (2025, their code's
+    ``get_attention_update``) with inverse temperature beta = sigma / sqrt(log n) (their query
+    and key scale, so that the logit variance is beta^2 log n) and threshold
+    beta_c = sqrt(2 / (1 - rho)): S2 = max(0, 1 - beta_c / beta) (the participation ratio of
+    the frozen random-energy model), S11 = 0.
     """
     if not (isinstance(n, int | np.integer) and n >= 2):
         raise ValueError(f"n={n!r} must be an integer >= 2")
@@ -104,6 +109,12 @@ def softmax_overlaps(n: int, rho, sigma, mode: str = "annealed", n_samples: int 
         return e2 / (e2 + n - 1), e11 / (e11 + n - 1)
     if mode == "large_n":
         return np.exp(sigma**2 * v) / n, np.exp(sigma**2 * rho * v) / n
+    if mode == "entropy_collapse":
+        beta = sigma / np.sqrt(np.log(n))
+        with np.errstate(divide="ignore"):
+            beta_c = np.sqrt(2.0 / v)  # infinite on the collapsed line
+        s2 = np.where(beta > beta_c, 1.0 - beta_c / beta, 0.0)
+        return s2, np.zeros_like(s2)
     if mode == "sampled":
         if np.any((rho < 0) | (rho > 1)):
             raise ValueError(f"rho={rho!r} must lie in [0, 1] for mode='sampled'")
@@ -122,6 +133,30 @@ def softmax_overlaps(n: int, rho, sigma, mode: str = "annealed", n_samples: int 
             s11[idx] = np.mean(np.sum(attn[:, 0] * attn[:, 1], axis=-1))
         return s2, s11
     raise ValueError(f"mode={mode!r} is not a softmax mode; allowed: {SOFTMAX_MODES}")
+
+
+def annealed_excess_threshold(n: int, rho: float = 0.0, excess: float = 0.5, lo: float = 0.1,
+                              hi: float = 6.0, n_samples: int = 20000, seed: int = 0) -> float:
+    """The smallest logit scale sigma at which the annealed S2 exceeds the exact (sampled) one
+    by the fraction ``excess``: the first sign change of S2_annealed / S2_exact - 1 - excess on
+    a grid of step 0.1 in [lo, hi], refined by Brent's method (:func:`softmax_overlaps`; the
+    same seeded draws at every sigma, so the function is smooth).  The ratio rises and then
+    falls back to 1 (both S2 -> 1 as sigma grows), hence the scan.  NaN if never exceeded."""
+    from scipy.optimize import brentq
+
+    def gap(sigma: float) -> float:
+        annealed = float(softmax_overlaps(n, rho, sigma)[0])
+        exact = float(softmax_overlaps(n, rho, sigma, "sampled", n_samples, seed)[0])
+        return annealed / exact - 1.0 - excess
+
+    grid = np.arange(lo, hi + 1e-9, 0.1)
+    previous = gap(float(grid[0]))
+    for a, b in zip(grid[:-1], grid[1:], strict=True):
+        current = gap(float(b))
+        if previous < 0 <= current:
+            return float(brentq(gap, float(a), float(b), xtol=1e-6))
+        previous = current
+    return float("nan")
 
 
 def mlp_kernel(arch: Architecture, q_b, rho) -> np.ndarray:
