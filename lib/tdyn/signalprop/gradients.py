@@ -89,15 +89,17 @@ class LayerGains:
 
 def _kernels(arch: Architecture) -> tuple[float, float]:
     """(K(1), chi) of the MLP branch, whose input has unit norm per coordinate (q_b = 1) in
-    both LN placements of the collapsed state."""
-    return _kernels_cached(arch.phi, arch.sigma_w, arch.readout_scale)
+    both LN placements of the collapsed state (with the biases of ``arch``)."""
+    return _kernels_cached(arch.phi, arch.sigma_w, arch.readout_scale, arch.sigma_b1,
+                           arch.sigma_b2)
 
 
 @lru_cache(maxsize=4096)
-def _kernels_cached(phi: str, sigma_w: float, sigma_2: float) -> tuple[float, float]:
-    var = sigma_w**2
-    return (sigma_2**2 * float(kernel_diagonal(phi, var)),
-            sigma_2**2 * float(kernel_slope(phi, var)))
+def _kernels_cached(phi: str, sigma_w: float, sigma_2: float, sigma_b1: float = 0.0,
+                    sigma_b2: float = 0.0) -> tuple[float, float]:
+    var = sigma_w**2 + sigma_b1**2
+    return (sigma_2**2 * float(kernel_diagonal(phi, var)) + sigma_b2**2,
+            sigma_2**2 * float(kernel_slope(phi, var)) * (sigma_w**2 / var))
 
 
 def layer_gains(arch: Architecture, q: float = 1.0) -> LayerGains:
@@ -109,12 +111,14 @@ def layer_gains(arch: Architecture, q: float = 1.0) -> LayerGains:
         raise ValueError(f"q={q!r} must be a positive finite number (range (0, inf))")
     c2a, c2m = arch.skip_A**2, arch.skip_M**2
     a2a, a2m, v2 = arch.alpha_A**2, arch.alpha_M**2, arch.sigma_V**2
+    vb2 = arch.sigma_bV**2  # the value bias adds to the norm, not to a perturbation
     if arch.norm == "post":
-        qz = c2a + a2a * v2
+        qz = c2a + a2a * (v2 + vb2)
         k1, chi = _kernels(arch)
         mlp = (c2m + a2m * chi) / (c2m + a2m * k1)
-        return LayerGains(1.0, 1.0, c2a / qz, mlp, 1.0)
-    q1 = c2a * q + a2a * v2
+        common = 1.0 if not vb2 else (c2a + a2a * v2) / qz
+        return LayerGains(1.0, common, c2a / qz, mlp, 1.0)
+    q1 = c2a * q + a2a * (v2 + vb2)
     k1, chi = _kernels(arch)
     return LayerGains(q, c2a + a2a * v2 / q, c2a, c2m + a2m * chi / q1, c2m * q1 + a2m * k1)
 
@@ -226,8 +230,8 @@ def lambda_differential(arch: Architecture, q0: float | None = None,
 
 def gradient_exponents(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None,
                        phi: str = "tanh", residual: str = "interp", norm: str = "pre",
-                       q=1.0, at: str = "fixed-point", depth: int = 1
-                       ) -> tuple[np.ndarray, np.ndarray]:
+                       q=1.0, at: str = "fixed-point", depth: int = 1, sigma_bV=0.0,
+                       sigma_b1=0.0, sigma_b2=0.0) -> tuple[np.ndarray, np.ndarray]:
     """(log G_c, log G_d) at the collapsed fixed point, vectorized over broadcastable arrays
     (for phase diagrams).  ``q`` is the norm used for ``plain`` pre-LN (no fixed point).
     ``at="ln-scale"``: the per-layer means (1/L) sum_l log G_{c,d}(q_l) over ``depth`` = L
@@ -235,16 +239,19 @@ def gradient_exponents(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None,
     with :func:`finite_depth_exponent` for lambda_g(L)."""
     check_protocol(at, depth)
     c = collapsed_line(alpha_A, alpha_M, sigma_w, sigma_V=sigma_V, sigma_2=sigma_2, phi=phi,
-                       residual=residual, norm=norm, q=q, at=at)
+                       residual=residual, norm=norm, q=q, at=at, sigma_bV=sigma_bV,
+                       sigma_b1=sigma_b1, sigma_b2=sigma_b2)
     if norm == "post":
         mlp = np.log((c.c2m + c.a2m * c.chi) / (c.c2m + c.a2m * c.k1))
-        return mlp, mlp + np.log(c.c2a / (c.c2a + c.a2a * c.v2))
+        qz = c.c2a + c.a2a * (c.v2 + c.vb2)
+        return (mlp + np.log((c.c2a + c.a2a * c.v2) / qz),
+                mlp + np.log(c.c2a / qz))
     layers = depth if at == "ln-scale" else 1
     log_c = log_d = 0.0
     q_l = c.q
     with np.errstate(divide="ignore"):
         for _ in range(layers):
-            q1 = c.c2a * q_l + c.a2a * c.v2
+            q1 = c.c2a * q_l + c.a2a * (c.v2 + c.vb2)
             mlp = np.log(c.c2m + c.a2m * c.chi / q1)
             log_c = log_c + np.log(c.c2a + c.a2a * c.v2 / q_l) + mlp
             log_d = log_d + np.log(c.c2a) + mlp

@@ -170,7 +170,9 @@ def _measure(archs, depth, q0, n_seeds, seed, method, n_probes, dev,
     scale = torch.tensor(np.sqrt(q0), dtype=dtype, device=dev).repeat_interleave(n_seeds)
     x0 = (x0.repeat(n_arch, 1, 1) * scale[:, None, None]).requires_grad_(True)
     scales = BatchScales.of(archs, n_seeds, dtype, dev)
-    layers = [DenseWeights(d, hidden, gens, dtype, dev, repeat=n_arch) for _ in range(depth)]
+    biases = any(a.has_biases for a in archs)
+    layers = [DenseWeights(d, hidden, gens, dtype, dev, repeat=n_arch, biases=biases)
+              for _ in range(depth)]
     w2 = [w.matrices["W2"].requires_grad_(True) for w in layers]
     x = forward(x0, layers, scales, a0)
     batch = x.shape[0]
@@ -249,8 +251,8 @@ def measure_parameter_gradients(archs: Architecture | Sequence[Architecture], de
         scale = torch.tensor(np.sqrt(q0), dtype=dtype, device=dev).repeat_interleave(n_seeds)
         x0 = x0.repeat(n_arch, 1, 1) * scale[:, None, None]
         scales = BatchScales.of(archs, n_seeds, dtype, dev)
-        layers = [DenseWeights(d, a0.hidden, gens, dtype, dev, repeat=n_arch)
-                  for _ in range(depth)]
+        layers = [DenseWeights(d, a0.hidden, gens, dtype, dev, repeat=n_arch,
+                               biases=any(a.has_biases for a in archs)) for _ in range(depth)]
         leaves = [[w.matrices[name].requires_grad_(True) for name in PARAMETER_NAMES]
                   for w in layers]
         x = forward(x0, layers, scales, a0)

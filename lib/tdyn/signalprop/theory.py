@@ -160,13 +160,23 @@ def annealed_excess_threshold(n: int, rho: float = 0.0, excess: float = 0.5, lo:
 
 
 def mlp_kernel(arch: Architecture, q_b, rho) -> np.ndarray:
-    """K_b(rho) = sigma_2^2 E[phi(u) phi(v)], Var u = Var v = sigma_w^2 q_b (q_b scalar)."""
-    var = arch.sigma_w**2 * float(q_b)
+    """K_b(rho) = sigma_2^2 E[phi(u) phi(v)] + sigma_b2^2, Var u = Var v = sigma_w^2 q_b +
+    sigma_b1^2, Cov(u, v) = sigma_w^2 q_b rho + sigma_b1^2 (q_b scalar; no biases by default)."""
+    var = arch.sigma_w**2 * float(q_b) + arch.sigma_b1**2
+    corr = np.clip(rho, -1.0, 1.0)
+    if arch.sigma_b1:
+        corr = (arch.sigma_w**2 * float(q_b) * corr + arch.sigma_b1**2) / var
     if arch.phi in ("erf", "relu"):
-        k = kernel_closed_form(arch.phi, var, np.clip(rho, -1.0, 1.0))
+        k = kernel_closed_form(arch.phi, var, corr)
     else:
-        k = kernel_quadrature(arch.phi, var, np.clip(rho, -1.0, 1.0), order=KERNEL_ORDER)
-    return arch.readout_scale**2 * k
+        k = kernel_quadrature(arch.phi, var, corr, order=KERNEL_ORDER)
+    return arch.readout_scale**2 * k + arch.sigma_b2**2
+
+
+def mlp_diagonal(arch: Architecture, q_b: float) -> float:
+    """K_b(1) = sigma_2^2 E[phi(u)^2] + sigma_b2^2, Var u = sigma_w^2 q_b + sigma_b1^2."""
+    var = arch.sigma_w**2 * float(q_b) + arch.sigma_b1**2
+    return arch.readout_scale**2 * float(kernel_diagonal(arch.phi, var)) + arch.sigma_b2**2
 
 
 def _branch_input(q, p, norm: str):
@@ -179,8 +189,8 @@ def attention_map(q, p, arch: Architecture, softmax: str = "annealed", n_samples
     q, p = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(p, dtype=float))
     q_b, p_b = _branch_input(q, p, arch.norm)
     s2, s11 = softmax_overlaps(arch.n, p_b / q_b, arch.sigma_A * q_b, softmax, n_samples, seed)
-    q_attn = arch.sigma_V**2 * (p_b + (q_b - p_b) * s2)
-    p_attn = arch.sigma_V**2 * (p_b + (q_b - p_b) * s11)
+    q_attn = arch.sigma_V**2 * (p_b + (q_b - p_b) * s2) + arch.sigma_bV**2
+    p_attn = arch.sigma_V**2 * (p_b + (q_b - p_b) * s11) + arch.sigma_bV**2
     c2, a2 = arch.skip_A**2, arch.alpha_A**2
     q_new, p_new = c2 * q + a2 * q_attn, c2 * p + a2 * p_attn
     if arch.norm == "post":
@@ -195,7 +205,7 @@ def mlp_map(q, p, arch: Architecture) -> tuple[np.ndarray, np.ndarray]:
     k1, kp = np.empty(q.shape), np.empty(q.shape)
     for value in np.unique(q_b):  # the kernel takes one variance at a time
         mask = q_b == value
-        k1[mask] = arch.readout_scale**2 * kernel_diagonal(arch.phi, arch.sigma_w**2 * value)
+        k1[mask] = mlp_diagonal(arch, value)
         kp[mask] = mlp_kernel(arch, value, p_b[mask] / value)
     c2, a2 = arch.skip_M**2, arch.alpha_M**2
     q_new, p_new = c2 * q + a2 * k1, c2 * p + a2 * kp
@@ -261,9 +271,10 @@ def collapsed_fixed_point(arch: Architecture) -> CollapsedFixedPoint:
     denom = 1.0 - c2a * c2m
     if arch.residual == "plain" or denom <= 0:
         return CollapsedFixedPoint(math.nan, math.nan)
-    k1 = arch.readout_scale**2 * float(kernel_diagonal(arch.phi, arch.sigma_w**2))
-    q_star = (c2m * arch.alpha_A**2 * arch.sigma_V**2 + arch.alpha_M**2 * k1) / denom
-    return CollapsedFixedPoint(q_star, c2a * q_star + arch.alpha_A**2 * arch.sigma_V**2)
+    k1 = mlp_diagonal(arch, 1.0)
+    v2 = arch.sigma_V**2 + arch.sigma_bV**2
+    q_star = (c2m * arch.alpha_A**2 * v2 + arch.alpha_M**2 * k1) / denom
+    return CollapsedFixedPoint(q_star, c2a * q_star + arch.alpha_A**2 * v2)
 
 
 @dataclass(frozen=True)
@@ -272,8 +283,9 @@ class CollapsedLine:
 
     ``k1`` = K(1) and ``chi`` = K'(1) (with the readout variance), ``c2a``, ``c2m`` the squared
     skip coefficients, ``a2a``, ``a2m`` the squared branch strengths, ``v2`` = sigma_V^2, ``q``
-    the norm entering a layer (q* for ``interp`` pre-LN when it exists) and ``q1`` the norm
-    after the attention sub-block, q1 = c_A^2 q + alpha_A^2 sigma_V^2.
+    the norm entering a layer (q* for ``interp`` pre-LN when it exists), ``q1`` the norm
+    after the attention sub-block, q1 = c_A^2 q + alpha_A^2 (sigma_V^2 + sigma_bV^2), and
+    ``vb2`` = sigma_bV^2 (the value bias adds to the norm but carries no perturbation).
     """
 
     k1: np.ndarray
@@ -285,11 +297,13 @@ class CollapsedLine:
     v2: np.ndarray
     q: np.ndarray
     q1: np.ndarray
+    vb2: np.ndarray = 0.0
 
 
 def collapsed_line(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None, phi: str = "tanh",
                    residual: str = "interp", norm: str = "pre", q=1.0,
-                   at: str = "fixed-point") -> CollapsedLine:
+                   at: str = "fixed-point", sigma_bV=0.0, sigma_b1=0.0,
+                   sigma_b2=0.0) -> CollapsedLine:
     """The constants shared by lambda_a and the gradient gains (vectorized; ``sigma_2=None``
     ties the readout scale to sigma_w).  ``at="fixed-point"``: the layer enters at q* where it
     exists (``q`` where it does not); ``at="ln-scale"``: at the given norm ``q``."""
@@ -299,21 +313,24 @@ def collapsed_line(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None, phi:
     alpha_A, alpha_M, sigma_w, sigma_V, q = np.broadcast_arrays(
         *(np.asarray(v, dtype=float) for v in (alpha_A, alpha_M, sigma_w, sigma_V, q)))
     s2 = sigma_w if sigma_2 is None else np.asarray(sigma_2, dtype=float)
-    k1 = s2**2 * kernel_diagonal(phi, sigma_w**2)
-    chi = s2**2 * kernel_slope(phi, sigma_w**2)
+    var = sigma_w**2 + np.asarray(sigma_b1, dtype=float) ** 2  # preactivation variance
+    k1 = s2**2 * kernel_diagonal(phi, var) + np.asarray(sigma_b2, dtype=float) ** 2
+    # chi = sigma_2^2 sigma_w^2 E[phi'(u)^2]; kernel_slope returns var E[phi'(u)^2]
+    chi = s2**2 * kernel_slope(phi, var) * (sigma_w**2 / var)
     c2a = skip_coefficient(alpha_A, residual) ** 2
     c2m = skip_coefficient(alpha_M, residual) ** 2
     a2a, a2m, v2 = alpha_A**2, alpha_M**2, sigma_V**2
+    vb2 = np.asarray(sigma_bV, dtype=float) ** 2
     if norm == "pre" and residual == "interp" and at == "fixed-point":
         denom = 1.0 - c2a * c2m
         with np.errstate(divide="ignore", invalid="ignore"):
-            q = np.where(denom > 0, (c2m * a2a * v2 + a2m * k1) / denom, 1.0)
-    return CollapsedLine(k1, chi, c2a, c2m, a2a, a2m, v2, q, c2a * q + a2a * v2)
+            q = np.where(denom > 0, (c2m * a2a * (v2 + vb2) + a2m * k1) / denom, 1.0)
+    return CollapsedLine(k1, chi, c2a, c2m, a2a, a2m, v2, q, c2a * q + a2a * (v2 + vb2), vb2)
 
 
 def angle_exponent(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None, phi: str = "tanh",
                    residual: str = "interp", norm: str = "pre", q=1.0, at: str = "fixed-point",
-                   depth: int = 1) -> np.ndarray:
+                   depth: int = 1, sigma_bV=0.0, sigma_b1=0.0, sigma_b2=0.0) -> np.ndarray:
     """lambda_a in closed form (module docstring), vectorized over broadcastable arrays.
 
     ``sigma_2=None`` ties the readout scale to sigma_w.  ``at="fixed-point"``: at q* (for
@@ -322,18 +339,20 @@ def angle_exponent(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None, phi:
     ``depth`` = L layers of the linearized map (rho0 -> 1) from norm ``q`` (the LayerNorm
     scale 1 by default), with q_{l+1} = c_M^2 (c_A^2 q_l + alpha_A^2 sigma_V^2) + alpha_M^2
     K(1) for pre-LN.  For ``interp`` pre-LN with alpha_A = alpha_M = 0 (the identity map)
-    lambda_a = 0.
+    lambda_a = 0.  Bias standard deviations ``sigma_bV``, ``sigma_b1``, ``sigma_b2`` as in
+    :class:`tdyn.signalprop.architecture.Architecture` (they enter through q, K(1) and chi).
     """
     check_protocol(at, depth)
     c = collapsed_line(alpha_A, alpha_M, sigma_w, sigma_V=sigma_V, sigma_2=sigma_2, phi=phi,
-                       residual=residual, norm=norm, q=q, at=at)
+                       residual=residual, norm=norm, q=q, at=at, sigma_bV=sigma_bV,
+                       sigma_b1=sigma_b1, sigma_b2=sigma_b2)
     with np.errstate(divide="ignore"):  # alpha_A = 1 (interp): lambda_a = -inf
         if norm == "post":
-            return (np.log(c.c2a / (c.c2a + c.a2a * c.v2))
+            return (np.log(c.c2a / (c.c2a + c.a2a * (c.v2 + c.vb2)))
                     + np.log((c.c2m + c.a2m * c.chi) / (c.c2m + c.a2m * c.k1)))
         total, q_l = 0.0, c.q
         for _ in range(depth if at == "ln-scale" else 1):
-            q1 = c.c2a * q_l + c.a2a * c.v2
+            q1 = c.c2a * q_l + c.a2a * (c.v2 + c.vb2)
             q2 = c.c2m * q1 + c.a2m * c.k1
             total = total + np.log(c.c2a * q_l * (c.c2m * q1 + c.a2m * c.chi) / (q1 * q2))
             q_l = q2
@@ -362,7 +381,12 @@ def lambda_a(arch: Architecture, q: float = 1.0, at: str = "fixed-point", depth:
     return float(angle_exponent(arch.alpha_A, arch.alpha_M, arch.sigma_w, sigma_V=arch.sigma_V,
                                 sigma_2=arch.readout_scale, phi=arch.phi,
                                 residual=arch.residual, norm=arch.norm, q=q, at=at,
-                                depth=depth))
+                                depth=depth, **bias_keywords(arch)))
+
+
+def bias_keywords(arch: Architecture) -> dict:
+    """The bias standard deviations of ``arch`` as keywords of :func:`angle_exponent`."""
+    return {"sigma_bV": arch.sigma_bV, "sigma_b1": arch.sigma_b1, "sigma_b2": arch.sigma_b2}
 
 
 def edge_of_chaos(arch: Architecture, lo: float = 0.3, hi: float = 30.0, q: float = 1.0,
