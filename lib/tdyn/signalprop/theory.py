@@ -135,6 +135,28 @@ def softmax_overlaps(n: int, rho, sigma, mode: str = "annealed", n_samples: int 
     raise ValueError(f"mode={mode!r} is not a softmax mode; allowed: {SOFTMAX_MODES}")
 
 
+def giorlandino_goldt_architecture(beta: float, var_w: float, var_v: float, var_b: float,
+                                   alpha_A: float = 1.0, alpha_MLP: float = 1.0,
+                                   phi: str = "tanh", n: int = 256) -> Architecture:
+    """Giorlandino & Goldt's (2025) block as a member of our family (our mapping of their
+    theory code, ``get_block_update_wres``): post-LN, x <- LN(alpha x + f(x)), which is our
+    ``plain`` post-LN x <- LN(x + f(x) / alpha), so our alpha is 1 / theirs; weight variances
+    var_v (values), var_w (both MLP matrices: sigma_w^2 = sigma_2^2 = var_w) and one bias
+    variance var_b for the value, hidden and output biases; their attention inverse
+    temperature beta scales the logits to variance beta^2 log n, so sigma_A = beta sqrt(log n)
+    (``n`` only matters outside their large-n softmax, :func:`softmax_overlaps` with
+    ``entropy_collapse``).  Needs alpha_A, alpha_MLP > 0.
+    """
+    if not (alpha_A > 0 and alpha_MLP > 0):
+        raise ValueError(f"alpha_A={alpha_A!r} and alpha_MLP={alpha_MLP!r} must be > 0 "
+                         "(their skip weights; ours are the inverses)")
+    sb = math.sqrt(var_b)
+    return Architecture(n=n, sigma_A=beta * math.sqrt(math.log(n)), sigma_w=math.sqrt(var_w),
+                        sigma_2=math.sqrt(var_w), sigma_V=math.sqrt(var_v), sigma_bV=sb,
+                        sigma_b1=sb, sigma_b2=sb, alpha_A=1.0 / alpha_A,
+                        alpha_M=1.0 / alpha_MLP, phi=phi, residual="plain", norm="post")
+
+
 def annealed_excess_threshold(n: int, rho: float = 0.0, excess: float = 0.5, lo: float = 0.1,
                               hi: float = 6.0, n_samples: int = 20000, seed: int = 0) -> float:
     """The smallest logit scale sigma at which the annealed S2 exceeds the exact (sampled) one
