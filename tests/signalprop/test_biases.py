@@ -10,10 +10,7 @@ from tdyn.signalprop.gradients import (
     gradient_exponents,
     lambda_common,
     lambda_differential,
-    lambda_g,
-    mode_log_gains,
 )
-from tdyn.signalprop.measure import measure_jacobian
 from tdyn.signalprop.simulate import simulate
 from tdyn.signalprop.theory import (
     angle_exponent,
@@ -63,16 +60,3 @@ def test_angle_and_mode_rates_with_biases(norm):
     assert float(log_c) == pytest.approx(lambda_common(arch), abs=1e-10)
     assert float(angle_exponent(arch.alpha_A, arch.alpha_M, arch.sigma_w, norm=norm,
                                 **bias_keywords(arch))) == pytest.approx(lambda_a(arch))
-
-
-@pytest.mark.slow
-def test_measured_mode_rates_with_biases_match_theory():
-    # pre-LN at q*, 4 layers, 32 networks x 8 probes; z-scores against the delta-method SE
-    arch = Architecture(n=4, d=128, alpha_A=0.6, alpha_M=0.6, sigma_w=2.0, **BIASED)
-    depth = 4
-    m = measure_jacobian(arch, depth, n_seeds=32, method="probe", n_probes=8)
-    log_c, log_d = mode_log_gains(arch, depth)
-    theory = {"common": log_c / depth, "differential": log_d / depth,
-              "total": lambda_g(arch, depth)}
-    for name, (mean, sem) in m.exponents().items():
-        assert_within_standard_errors(mean, theory[name], sem, name)

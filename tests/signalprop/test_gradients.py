@@ -110,7 +110,8 @@ def test_probe_estimates_match_exact_norms():
 @pytest.mark.slow
 @pytest.mark.parametrize("kw", [{}, {"norm": "post"},
                                 {"residual": "plain", "alpha_A": 0.4, "alpha_M": 0.4},
-                                {"alpha_A": 0.3, "alpha_M": 0.8, "sigma_w": 1.2}])
+                                {"alpha_A": 0.3, "alpha_M": 0.8, "sigma_w": 1.2},
+                                {"sigma_bV": 0.5, "sigma_b1": 0.7, "sigma_b2": 0.4}])
 def test_measured_mode_rates_match_theory(kw):
     arch = Architecture(n=4, d=128, **kw)
     depth = 6
