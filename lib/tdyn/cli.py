@@ -193,20 +193,29 @@ def _exponents(args) -> int:
         raise ValueError(f"q={args.q!r} must be positive (range (0, inf))")
     at = args.at
     no_fixed_point = arch.residual == "plain" and arch.norm == "pre"
-    if at == "fixed-point":
-        lam = lambda_a(arch, q=args.q)
-        lam_g = lambda_g(arch, q0=args.q if no_fixed_point else None)
-    else:
+    if at == "ln-scale":
         if not 0.0 <= args.rho0 < 1.0:
             raise ValueError(f"rho0={args.rho0!r} must lie in [0, 1)")
         if not 1 <= args.depth <= MAX_CLI_DEPTH:
             raise ValueError(f"depth={args.depth!r} must lie in [1, {MAX_CLI_DEPTH}]")
-        lam = lambda_a(arch, at="ln-scale", depth=args.depth, rho0=args.rho0)
-        lam_g = lambda_g(arch, depth=args.depth, at="ln-scale")
-    if math.isnan(lam) or math.isnan(lam_g):
-        raise ValueError("lambda_a is not a number for these hyperparameters (overflow): "
-                         "choose smaller scales")
-    q_star = collapsed_fixed_point(arch).q
+    overflow = ValueError("lambda_a is not a number for these hyperparameters (overflow): "
+                          "choose smaller scales")
+    try:
+        if at == "fixed-point":
+            lam = lambda_a(arch, q=args.q)
+        else:
+            lam = lambda_a(arch, at="ln-scale", depth=args.depth, rho0=args.rho0)
+        if math.isnan(lam):
+            raise overflow
+        if at == "fixed-point":
+            lam_g = lambda_g(arch, q0=args.q if no_fixed_point else None)
+        else:
+            lam_g = lambda_g(arch, depth=args.depth, at="ln-scale")
+        q_star = collapsed_fixed_point(arch).q
+    except OverflowError:
+        raise overflow from None
+    if math.isnan(lam_g):
+        raise overflow
     # JSON has no infinities: lambda_a = -inf (alpha_A = 1 with interp) is written as null
     out = {"lambda_a": lam if math.isfinite(lam) else None,
            "lambda_g": lam_g if math.isfinite(lam_g) else None,
