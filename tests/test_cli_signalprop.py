@@ -37,7 +37,8 @@ def test_python_dash_m_tdyn_exponents_in_a_subprocess():
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert set(out) == {"lambda_a", "lambda_g", "q_star", "phase"}
+    assert set(out) == {"lambda_a", "lambda_g", "q_star", "phase", "at"}
+    assert out["at"] == "fixed-point"
     assert out["lambda_a"] == pytest.approx(lambda_a(Architecture(sigma_w=2.0)), rel=1e-12)
     assert out["lambda_g"] == pytest.approx(lambda_g(Architecture(sigma_w=2.0)), rel=1e-12)
 
@@ -48,7 +49,8 @@ def test_exponents_json_matches_the_library(tdyn, residual, norm):
                                 "--json")
     assert code == 0, stderr
     out = json.loads(stdout)
-    assert set(out) == {"lambda_a", "lambda_g", "q_star", "phase"}
+    assert set(out) == {"lambda_a", "lambda_g", "q_star", "phase", "at"}
+    assert out["at"] == "fixed-point"
     arch = Architecture(alpha_A=0.5, alpha_M=0.5, sigma_A=1.0, sigma_w=2.0, residual=residual,
                         norm=norm)
     assert out["lambda_a"] == pytest.approx(lambda_a(arch), rel=1e-12)
@@ -73,6 +75,37 @@ def test_exponents_json_stays_valid_when_attention_removes_every_gap(tdyn):
     out = json.loads(stdout, parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
     assert out["lambda_a"] is None and out["phase"] == "ordered"
     assert "-inf" in tdyn("exponents", "--alpha-A", "1")[1]
+
+
+HOT = ["--alpha-A", "0.9", "--alpha-M", "0.9", "--sigma-w", "4", "--sigma-2", "4"]
+
+
+def test_exponents_at_the_ln_scale_match_the_library_and_flip_the_phase(tdyn):
+    fixed = json.loads(tdyn("exponents", *HOT, "--json")[1])
+    code, stdout, stderr = tdyn("exponents", *HOT, "--at", "ln-scale", "--depth", "2",
+                                "--rho0", "0.95", "--sigma-V", "0.8", "--json")
+    assert code == 0, stderr
+    out = json.loads(stdout)
+    assert set(out) >= {"lambda_a", "lambda_g", "phase", "at"}
+    assert (out["at"], out["depth"], out["rho0"]) == ("ln-scale", 2, 0.95)
+    arch = Architecture(alpha_A=0.9, alpha_M=0.9, sigma_w=4.0, sigma_2=4.0, sigma_V=0.8)
+    assert out["lambda_a"] == pytest.approx(
+        lambda_a(arch, at="ln-scale", depth=2, rho0=0.95), rel=1e-12)
+    assert out["lambda_g"] == pytest.approx(lambda_g(arch, 2, at="ln-scale"), rel=1e-12)
+    # (0.9, 0.9, 4, 4): chaotic at q*, ordered one layer from the LayerNorm scale
+    one = json.loads(tdyn("exponents", *HOT, "--at", "ln-scale", "--json")[1])
+    assert fixed["phase"] == "chaotic" and one["phase"] == "ordered"
+    text = tdyn("exponents", *HOT, "--at", "ln-scale")[1]
+    assert "from q0 = 1" in text and "infinite depth" not in text
+    assert "no infinite-depth limit" in tdyn("exponents", "--residual", "plain")[1]
+
+
+@pytest.mark.parametrize("bad", [["--rho0", "1"], ["--depth", "0"]])
+def test_exponents_refuse_bad_protocol_arguments(tdyn, bad):
+    code, _, stderr = tdyn("exponents", "--at", "ln-scale", *bad)
+    assert code != 0 and ("rho0" in stderr or "depth" in stderr)
+    with pytest.raises(SystemExit):  # argparse refuses an unknown protocol
+        tdyn("exponents", "--at", "nowhere")
 
 
 def test_qp_json_is_the_theory_trajectory(tdyn):

@@ -30,6 +30,7 @@ from tdyn.runs.store import MissingResultsError, RunConflictError, verify_manife
 from tdyn.signalprop.architecture import Architecture
 from tdyn.signalprop.gradients import lambda_g
 from tdyn.signalprop.theory import (
+    EVALUATION_PROTOCOLS,
     SOFTMAX_MODES,
     collapsed_fixed_point,
     lambda_a,
@@ -226,36 +227,75 @@ def _exponents(args) -> int:
     arch = _architecture_from(args)
     if not args.q > 0:
         raise ValueError(f"q={args.q!r} must be positive (range (0, inf))")
-    lam = lambda_a(arch, q=args.q)
-    if math.isnan(lam):
-        raise ValueError("lambda_a is not a number for these hyperparameters (overflow): "
-                         "choose smaller scales")
+    at = args.at
     no_fixed_point = arch.residual == "plain" and arch.norm == "pre"
-    lam_g = lambda_g(arch, q0=args.q if no_fixed_point else None)
-    q_star = collapsed_fixed_point(arch).q
+    if at == "ln-scale":
+        if not 0.0 <= args.rho0 < 1.0:
+            raise ValueError(f"rho0={args.rho0!r} must lie in [0, 1)")
+        if not 1 <= args.depth <= MAX_CLI_DEPTH:
+            raise ValueError(f"depth={args.depth!r} must lie in [1, {MAX_CLI_DEPTH}]")
+    overflow = ValueError("lambda_a is not a number for these hyperparameters (overflow): "
+                          "choose smaller scales")
+    try:
+        if at == "fixed-point":
+            lam = lambda_a(arch, q=args.q)
+        else:
+            lam = lambda_a(arch, at="ln-scale", depth=args.depth, rho0=args.rho0)
+        if math.isnan(lam):
+            raise overflow
+        if at == "fixed-point":
+            lam_g = lambda_g(arch, q0=args.q if no_fixed_point else None)
+        else:
+            lam_g = lambda_g(arch, depth=args.depth, at="ln-scale")
+        q_star = collapsed_fixed_point(arch).q
+    except OverflowError:
+        raise overflow from None
+    if math.isnan(lam_g):
+        raise overflow
     # JSON has no infinities: lambda_a = -inf (alpha_A = 1 with interp) is written as null
-    out = {"lambda_a": lam if math.isfinite(lam) else None, "lambda_g": lam_g,
-           "q_star": None if math.isnan(q_star) else q_star, "phase": phase(lam)}
+    out = {"lambda_a": lam if math.isfinite(lam) else None,
+           "lambda_g": lam_g if math.isfinite(lam_g) else None,
+           "q_star": None if math.isnan(q_star) else q_star, "phase": phase(lam), "at": at}
+    if at == "ln-scale":
+        out.update(depth=args.depth, rho0=args.rho0)
+        where = f"from q0 = 1, rho0 = {args.rho0:g}, over {args.depth} layer(s)"
+        depth_words = f"per layer, mean over {args.depth} layer(s) from q0 = 1"
+    elif no_fixed_point:
+        where = f"one layer at q = {args.q:g} (plain pre-LN has no fixed point)"
+        depth_words = f"per layer, one layer at q = {args.q:g}: q grows, no infinite-depth limit"
+    else:
+        where = "at the collapsed fixed point q*"
+        depth_words = "per layer, infinite depth at q*"
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"lambda_a = {lam:+.6f}   (per layer)")
-        print(f"lambda_g = {lam_g:+.6f}   (per layer, infinite depth)")
+        print(f"lambda_a = {lam:+.6f}   (per layer, {where})")
+        print(f"lambda_g = {lam_g:+.6f}   ({depth_words})")
         print("q_star   = " + ("none (q grows without bound)" if out["q_star"] is None
                                 else f"{q_star:.6f}"))
-        print(f"phase    = {out['phase']}")
+        print(f"phase    = {out['phase']}   (sign of lambda_a {where}; see --at)")
     return 0
 
 
 def add_exponents(subparsers) -> None:
-    """``python -m tdyn exponents``: lambda_a, lambda_g, the collapsed fixed point q*, phase."""
+    """``python -m tdyn exponents``: lambda_a, lambda_g, the collapsed fixed point q*, phase,
+    at the collapsed fixed point (``--at fixed-point``, default) or from the LayerNorm scale
+    (``--at ln-scale``)."""
     parser = subparsers.add_parser(
         "exponents",
         help="exponents lambda_a and lambda_g, collapsed fixed point q*, phase (theory)")
     _add_architecture_arguments(parser)
     parser.add_argument("--q", type=finite_float, default=1.0,
                         help="norm at which the exponents are taken for plain pre-LN "
-                        "(no fixed point)")
+                        "(no fixed point) with --at fixed-point")
+    parser.add_argument("--at", choices=EVALUATION_PROTOCOLS, default="fixed-point",
+                        help="where the exponents are evaluated: at the collapsed fixed point "
+                        "q* (default) or from the LayerNorm scale q0 = 1 (ln-scale)")
+    parser.add_argument("--depth", type=int, default=1,
+                        help="with --at ln-scale: number of layers L (default 1)")
+    parser.add_argument("--rho0", type=finite_float, default=0.99,
+                        help="with --at ln-scale: initial cosine rho0 of lambda_a (default "
+                        "0.99, as the re-implementations)")
     parser.set_defaults(handler=_exponents)
 
 

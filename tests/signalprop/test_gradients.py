@@ -15,6 +15,7 @@ import pytest
 
 from tdyn.signalprop.architecture import Architecture
 from tdyn.signalprop.gradients import (
+    finite_depth_exponent,
     gradient_exponents,
     joint_phase,
     lambda_common,
@@ -22,6 +23,8 @@ from tdyn.signalprop.gradients import (
     lambda_g,
     layer_gains,
     mode_log_gains,
+    normalization_floor,
+    unnormalized_exponent,
 )
 from tdyn.signalprop.measure import measure_jacobian
 from tdyn.signalprop.theory import angle_exponent, collapsed_fixed_point, lambda_a
@@ -107,7 +110,8 @@ def test_probe_estimates_match_exact_norms():
 @pytest.mark.slow
 @pytest.mark.parametrize("kw", [{}, {"norm": "post"},
                                 {"residual": "plain", "alpha_A": 0.4, "alpha_M": 0.4},
-                                {"alpha_A": 0.3, "alpha_M": 0.8, "sigma_w": 1.2}])
+                                {"alpha_A": 0.3, "alpha_M": 0.8, "sigma_w": 1.2},
+                                {"sigma_bV": 0.5, "sigma_b1": 0.7, "sigma_b2": 0.4}])
 def test_measured_mode_rates_match_theory(kw):
     arch = Architecture(n=4, d=128, **kw)
     depth = 6
@@ -162,3 +166,30 @@ def test_joint_phase_index_orders_the_regions_and_counts_zero_as_positive():
     index = joint_phase_index(lam_a, lam_g)
     assert list(index) == [0, 1, 2, 3, 3]
     assert list(joint_phase(lam_a, lam_g)) == [JOINT_PHASES[k] for k in index]
+
+
+def test_normalization_floor_bounds_lambda_g_and_is_reached():
+    alpha = np.linspace(0.05, 0.99, 30)[None, :]
+    sigma_w = np.geomspace(0.05, 8.0, 40)[:, None]
+    lam_c, lam_d = gradient_exponents(alpha, alpha, sigma_w)
+    for n, depth in ((16, 8), (48, 16)):
+        floor = normalization_floor(n, depth)
+        lam_g = finite_depth_exponent(lam_c, lam_d, n, depth)
+        assert np.all(lam_g >= floor - 1e-12)
+        assert np.all(lam_g >= lam_c + floor - 1e-12)
+        # alpha -> 1, sigma_w -> 0: G_d -> 0 and G_c -> 1, the floor itself
+        assert lam_g[0, -1] == pytest.approx(floor, abs=0.01)
+        # without 1/(n d) the estimator is positive everywhere (d = 64)
+        assert np.all(unnormalized_exponent(lam_g, n, 64, depth) > 0)
+        assert unnormalized_exponent(floor, n, 64, depth) == pytest.approx(math.log(64) / depth)
+
+
+@pytest.mark.slow
+def test_measured_lambda_g_sits_on_the_floor_where_the_differential_modes_die():
+    arch = Architecture(n=16, d=64, alpha_A=0.95, alpha_M=0.95, sigma_w=0.3)
+    depth = 8
+    mean, sem = measure_jacobian(arch, depth, n_seeds=16, method="probe",
+                                 n_probes=8).exponents()["total"]
+    # theory is 0.003 above the floor, far below the standard error
+    assert lambda_g(arch, depth) - normalization_floor(16, depth) < 0.01
+    assert_within_standard_errors(mean, normalization_floor(16, depth), sem, "floor", z_max=Z)

@@ -102,3 +102,21 @@ def test_one_initial_norm_per_architecture():
     np.testing.assert_allclose(sim.rho[:, :, 0], 0.3, rtol=1e-12)
     with pytest.raises(ValueError, match="q0"):
         simulate([SMALL, SMALL], depth=0, q0=[1.0, -1.0])
+
+
+def test_attention_leaves_a_width_independent_scatter_at_fixed_n():
+    # particles.md: the logits are O(1) random at every width, so one attention layer's
+    # within-network cosine spread (n = 8, sigma_A = 2) does not shrink from d = 64 to 1024,
+    # while the MLP's does (like d^-1/2: a factor 4 over this range).
+    def spread(arch):
+        c = simulate(arch, depth=1, rho0=0.5, n_seeds=16, seed=1).gram[0, :, -1]
+        norms = np.sqrt(np.einsum("sii->si", c))
+        cos = (c / norms[:, :, None] / norms[:, None, :])[:, ~np.eye(arch.n, dtype=bool)]
+        return cos.std(axis=1).mean()
+
+    attn = Architecture(n=8, alpha_A=1.0, alpha_M=0.0, sigma_A=2.0)
+    mlp = Architecture(n=8, alpha_A=0.0, alpha_M=0.7, sigma_w=2.5)
+    a64, a1024 = spread(attn.replace(d=64)), spread(attn.replace(d=1024))
+    m64, m1024 = spread(mlp.replace(d=64)), spread(mlp.replace(d=1024))
+    assert a1024 > 0.7 * a64 and a1024 > 0.03
+    assert m1024 < 0.4 * m64

@@ -13,6 +13,11 @@ zero mean and no biases: W_Q, W_K ~ N(0, 1/d) (so the logits have variance sigma
 |y|^2 = d), W_V ~ N(0, sigma_V^2 / d), W_1 ~ N(0, sigma_w^2 / d) of shape (D, d) and
 W_2 ~ N(0, sigma_2^2 / D) of shape (d, D), with D = mlp_ratio * d.
 
+Optional biases (default none): the value path adds b_V ~ N(0, sigma_bV^2 I) after W_V, the MLP
+adds b_1 ~ N(0, sigma_b1^2 I) to W_1 y and b_2 ~ N(0, sigma_b2^2 I) after W_2, each drawn once per
+layer and shared by every token (Giorlandino & Goldt's convention has them; see
+:func:`tdyn.signalprop.theory.giorlandino_goldt_architecture`).
+
 This follows the candidate "Equation 4" of the paper digest (Cowsik et al. 2024, whose text we
 could not read): every convention the paper leaves open (residual form, LN placement, value and
 readout variances, MLP width) is a parameter here, with the default stated below.
@@ -40,7 +45,7 @@ class Architecture:
     sigma_w = 2; alpha_A = alpha_M = 0.5; phi = tanh; residual = interp; norm = pre (LN
     placement); sigma_V = 1; sigma_2 = None, which ties the readout scale to the MLP scale
     (sigma_2 = sigma_w, so the MLP's kernel slope chi grows like sigma_w^4); mlp_ratio = 1
-    (D = d).
+    (D = d); no biases (sigma_bV = sigma_b1 = sigma_b2 = 0, standard deviations).
     """
 
     n: int = 32
@@ -55,6 +60,9 @@ class Architecture:
     sigma_V: float = 1.0
     sigma_2: float | None = None
     mlp_ratio: int = 1
+    sigma_bV: float = 0.0
+    sigma_b1: float = 0.0
+    sigma_b2: float = 0.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.n, int) and self.n >= 2):
@@ -67,6 +75,11 @@ class Architecture:
             _check_positive(name, getattr(self, name))
         if self.sigma_2 is not None:
             _check_positive("sigma_2", self.sigma_2)
+        for name in ("sigma_bV", "sigma_b1", "sigma_b2"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name}={value!r} must be a finite number >= 0 (a bias "
+                                 "standard deviation)")
         if self.residual not in RESIDUAL_FORMS:
             raise ValueError(f"residual={self.residual!r} is not allowed; choose one of "
                              f"{RESIDUAL_FORMS}")
@@ -88,6 +101,11 @@ class Architecture:
     def readout_scale(self) -> float:
         """sigma_2, the standard-deviation scale of W_2 (sigma_w when tied)."""
         return self.sigma_w if self.sigma_2 is None else self.sigma_2
+
+    @property
+    def has_biases(self) -> bool:
+        """Whether any bias variance is nonzero."""
+        return bool(self.sigma_bV or self.sigma_b1 or self.sigma_b2)
 
     @property
     def skip_A(self) -> float:

@@ -29,28 +29,32 @@ from tdyn.signalprop.simulate import (
     Simulation,
     check_batch,
     forward,
+    initial_tokens,
     replicate_seed,
     simulate,
 )
-from tdyn.signalprop.theory import collapsed_fixed_point
+from tdyn.signalprop.theory import check_protocol, collapsed_fixed_point
 
 
 def measured_angle_exponent(archs: Architecture | Sequence[Architecture], layers: int = 1,
                             gap: float = 1e-3, n_seeds: int = 8, seed: int = 0,
-                            device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+                            device: str = "cpu", at: str = "fixed-point"
+                            ) -> tuple[np.ndarray, np.ndarray]:
     """lambda_a measured in simulation: per seed, log[(1 - rho_L) / (1 - rho_0)] / L over
     ``layers`` layers from rho_0 = 1 - ``gap`` at the collapsed fixed point q* of each
-    architecture (at q = 1 where there is none: ``plain`` pre-LN).
+    architecture (at q = 1 where there is none: ``plain`` pre-LN); ``at="ln-scale"``: from
+    q = 1, the LayerNorm scale (the re-implementations use gap = 0.01, one layer).
 
     Returns the seed mean and its standard error, one per architecture.
     """
 
     if isinstance(archs, Architecture):
         archs = [archs]
+    check_protocol(at)
     if not 0 < gap < 1:
         raise ValueError(f"gap={gap!r} must lie in (0, 1)")
     q_star = np.array([collapsed_fixed_point(a).q for a in archs])
-    q0 = np.where(np.isnan(q_star), 1.0, q_star)
+    q0 = np.where(np.isnan(q_star) | (at == "ln-scale"), 1.0, q_star)
     sim = simulate(archs, depth=layers, q0=q0, rho0=1.0 - gap, n_seeds=n_seeds, seed=seed,
                    device=device)
     estimates = np.log((1.0 - sim.rho[:, :, 2 * layers]) / gap) / layers
@@ -101,6 +105,16 @@ class JacobianMeasurement:
 METHODS = ("exact", "probe")
 
 
+def _start_norms(archs, q0, at: str) -> np.ndarray:
+    """One positive start norm per architecture: ``q0`` broadcast, or :func:`default_start`."""
+    if q0 is None:
+        q0 = [default_start(a, at) for a in archs]
+    q0 = np.broadcast_to(np.asarray(q0, dtype=float), (len(archs),))
+    if not np.all(q0 > 0):
+        raise ValueError(f"q0={q0!r} must be positive (range (0, inf))")
+    return q0
+
+
 def _collapsed_tokens(n: int, d: int, q: float, generator: torch.Generator, dtype,
                       device) -> torch.Tensor:
     """n identical tokens x with |x|^2 = q d (a random direction)."""
@@ -113,12 +127,15 @@ def measure_jacobian(archs: Architecture | Sequence[Architecture], depth: int,
                      q0: float | Sequence[float] | None = None, n_seeds: int = 8,
                      seed: int = 0, method: str = "exact", n_probes: int = 16,
                      device: str = "cpu", dtype=torch.float64,
-                     cpu_threads: int | None = 1) -> JacobianMeasurement:
+                     cpu_threads: int | None = 1, at: str = "fixed-point",
+                     rho0: float | None = None) -> JacobianMeasurement:
     """Measure the mode-resolved Jacobian norms of ``depth`` random blocks by autograd.
 
     Tokens start on the collapsed line at norm ``q0`` (default :func:`default_start` per
-    architecture).  Weights are dense Gaussian draws
-    (:class:`tdyn.signalprop.simulate.DenseWeights`),
+    architecture and protocol ``at``: q* or, for ``ln-scale``, 1); with ``rho0`` < 1 they start
+    instead from the exact simplex of cosine ``rho0`` at that norm
+    (:func:`tdyn.signalprop.simulate.initial_tokens`; the re-implementations use 0.99).
+    Weights are dense Gaussian draws (:class:`tdyn.signalprop.simulate.DenseWeights`),
     seeded per replicate like :func:`tdyn.signalprop.simulate.simulate`.  ``exact``: all n d
     vector-Jacobian products (use for n d up to a few hundred); ``probe``: ``n_probes``
     Gaussian probes r, each giving the unbiased estimates |P_c J^T r|^2 and |P_d J^T r|^2.
@@ -130,28 +147,32 @@ def measure_jacobian(archs: Architecture | Sequence[Architecture], depth: int,
         raise ValueError(f"method={method!r} is not allowed; choose one of {METHODS}")
     if not (isinstance(n_probes, int) and n_probes >= 2):
         raise ValueError(f"n_probes={n_probes!r} must be an integer >= 2")
-    if q0 is None:
-        q0 = [default_start(a) for a in archs]
-    q0 = np.broadcast_to(np.asarray(q0, dtype=float), (len(archs),))
-    if not np.all(q0 > 0):
-        raise ValueError(f"q0={q0!r} must be positive (range (0, inf))")
+    check_protocol(at)
+    if rho0 is not None and not 0.0 <= rho0 < 1.0:
+        raise ValueError(f"rho0={rho0!r} must lie in [0, 1) (None: exactly collapsed)")
+    q0 = _start_norms(archs, q0, at)
     dev = resolve_device(device)
     with torch_threads(dev, cpu_threads):
-        return _measure(archs, depth, q0, n_seeds, seed, method, n_probes, dev, dtype)
+        return _measure(archs, depth, q0, n_seeds, seed, method, n_probes, dev, dtype, rho0)
 
 
 def _measure(archs, depth, q0, n_seeds, seed, method, n_probes, dev,
-             dtype) -> JacobianMeasurement:
+             dtype, rho0=None) -> JacobianMeasurement:
     """The autograd measurement of :func:`measure_jacobian`."""
     a0 = archs[0]
     n, d, hidden, n_arch = a0.n, a0.d, a0.hidden, len(archs)
     gens = [torch.Generator(device=dev).manual_seed(replicate_seed(seed, k))
             for k in range(n_seeds)]
-    x0 = torch.stack([_collapsed_tokens(n, d, 1.0, g, dtype, dev) for g in gens])
+    if rho0 is None:
+        x0 = torch.stack([_collapsed_tokens(n, d, 1.0, g, dtype, dev) for g in gens])
+    else:
+        x0 = torch.stack([initial_tokens(n, d, 1.0, rho0, g, "exact", dtype, dev) for g in gens])
     scale = torch.tensor(np.sqrt(q0), dtype=dtype, device=dev).repeat_interleave(n_seeds)
     x0 = (x0.repeat(n_arch, 1, 1) * scale[:, None, None]).requires_grad_(True)
     scales = BatchScales.of(archs, n_seeds, dtype, dev)
-    layers = [DenseWeights(d, hidden, gens, dtype, dev, repeat=n_arch) for _ in range(depth)]
+    biases = any(a.has_biases for a in archs)
+    layers = [DenseWeights(d, hidden, gens, dtype, dev, repeat=n_arch, biases=biases)
+              for _ in range(depth)]
     w2 = [w.matrices["W2"].requires_grad_(True) for w in layers]
     x = forward(x0, layers, scales, a0)
     batch = x.shape[0]
@@ -187,3 +208,65 @@ def _measure(archs, depth, q0, n_seeds, seed, method, n_probes, dev,
         common=shaped(c_val, d), differential=shaped(d_val, (n - 1) * d),
         common_sem=shaped(c_sem, d), differential_sem=shaped(d_sem, (n - 1) * d),
         param_grads=shaped(param, 1.0))
+
+
+PROBES = ("gaussian", "common")
+
+PARAMETER_NAMES = ("Q", "K", "V", "W1", "W2")
+"""The weight matrices of a block, as named by :class:`tdyn.signalprop.simulate.DenseWeights`."""
+
+
+def measure_parameter_gradients(archs: Architecture | Sequence[Architecture], depth: int,
+                                gap: float = 1e-3, q0: float | Sequence[float] | None = None,
+                                n_seeds: int = 16, seed: int = 0, at: str = "fixed-point",
+                                probe: str = "gaussian", device: str = "cpu",
+                                dtype=torch.float64,
+                                cpu_threads: int | None = 1) -> dict[str, np.ndarray]:
+    """Squared gradient norms ||d(r . X_L) / dW^(l)||_F^2 of every weight matrix of every layer
+    l = 1..L, for one Gaussian probe r per network: {name: array (P, S, L)}, names
+    :data:`PARAMETER_NAMES` (unit-variance matrices; the scale of each is a constant factor).
+
+    Tokens start from the exact simplex of cosine 1 - ``gap`` at norm ``q0`` (default
+    :func:`default_start` of ``at``), so that W_Q and W_K, whose gradients vanish on the
+    collapsed line, get gradients of order ``gap``.  Weights are dense Gaussian draws seeded
+    per replicate like :func:`measure_jacobian`.  ``probe``: ``gaussian`` (r ~ N(0, I) on every
+    token) or ``common`` (one Gaussian vector repeated on every token: only the common mode is
+    back-propagated from the output).
+    """
+    archs = check_batch(archs, depth, n_seeds, min_depth=1)
+    check_protocol(at)
+    if probe not in PROBES:
+        raise ValueError(f"probe={probe!r} is not allowed; choose one of {PROBES}")
+    if not 0 < gap < 1:
+        raise ValueError(f"gap={gap!r} must lie in (0, 1)")
+    q0 = _start_norms(archs, q0, at)
+    dev = resolve_device(device)
+    with torch_threads(dev, cpu_threads):
+        a0 = archs[0]
+        n, d, n_arch = a0.n, a0.d, len(archs)
+        gens = [torch.Generator(device=dev).manual_seed(replicate_seed(seed, k))
+                for k in range(n_seeds)]
+        x0 = torch.stack([initial_tokens(n, d, 1.0, 1.0 - gap, g, "exact", dtype, dev)
+                          for g in gens])
+        scale = torch.tensor(np.sqrt(q0), dtype=dtype, device=dev).repeat_interleave(n_seeds)
+        x0 = x0.repeat(n_arch, 1, 1) * scale[:, None, None]
+        scales = BatchScales.of(archs, n_seeds, dtype, dev)
+        layers = [DenseWeights(d, a0.hidden, gens, dtype, dev, repeat=n_arch,
+                               biases=any(a.has_biases for a in archs)) for _ in range(depth)]
+        leaves = [[w.matrices[name].requires_grad_(True) for name in PARAMETER_NAMES]
+                  for w in layers]
+        x = forward(x0, layers, scales, a0)
+        rows = 1 if probe == "common" else n
+        probes = torch.stack([
+            torch.randn(rows, d, dtype=dtype, device=dev, generator=torch.Generator(
+                device=dev).manual_seed(replicate_seed(replicate_seed(seed, k), -2 % 2**31)))
+            for k in range(n_seeds)]).expand(n_seeds, n, d).repeat(n_arch, 1, 1)
+        flat = [m for layer in leaves for m in layer]
+        grads = torch.autograd.grad((x * probes).sum(), flat)
+    k = len(PARAMETER_NAMES)
+    out = {}
+    for j, name in enumerate(PARAMETER_NAMES):
+        norms = torch.stack([(grads[i * k + j] ** 2).sum(dim=(1, 2)) for i in range(depth)],
+                            dim=-1)
+        out[name] = norms.detach().cpu().numpy().reshape(n_arch, n_seeds, depth)
+    return out

@@ -75,6 +75,9 @@ class BatchScales:
     alpha_M: torch.Tensor
     skip_A: torch.Tensor
     skip_M: torch.Tensor
+    sigma_bV: torch.Tensor | None = None
+    sigma_b1: torch.Tensor | None = None
+    sigma_b2: torch.Tensor | None = None
 
     @classmethod
     def of(cls, archs: Sequence[Architecture], repeat: int, dtype, device) -> BatchScales:
@@ -91,10 +94,22 @@ class BatchScales:
             alpha_M=column([a.alpha_M for a in archs]),
             skip_A=column([a.skip_A for a in archs]),
             skip_M=column([a.skip_M for a in archs]),
+            **({name: column([getattr(a, name) for a in archs])
+                for name in ("sigma_bV", "sigma_b1", "sigma_b2")}
+               if any(a.has_biases for a in archs) else {}),
         )
 
 
 SAMPLERS = ("projected", "weights")
+
+
+def _draw_biases(d: int, hidden: int, generators: Sequence[torch.Generator], dtype, device,
+                 repeat: int) -> dict[str, torch.Tensor]:
+    """Unit-variance bias vectors ``bV`` (d), ``b1`` (hidden), ``b2`` (d) of one layer, shape
+    (B, 1, size): drawn after that layer's matrices from the same generators, and only when a
+    batch has biases (so a bias-free run draws exactly what it drew before biases existed)."""
+    return _gaussian_matrices({"bV": (1, d), "b1": (1, hidden), "b2": (1, d)}, generators,
+                              dtype, device, repeat)
 
 
 def _gaussian_matrices(sizes: dict[str, tuple[int, int]], generators: Sequence[torch.Generator],
@@ -120,9 +135,11 @@ class DenseWeights:
     """
 
     def __init__(self, d: int, hidden: int, generators: Sequence[torch.Generator], dtype,
-                 device, repeat: int = 1):
+                 device, repeat: int = 1, biases: bool = False):
         sizes = {"Q": (d, d), "K": (d, d), "V": (d, d), "W1": (hidden, d), "W2": (d, hidden)}
         self.matrices = _gaussian_matrices(sizes, generators, dtype, device, repeat)
+        self.biases = (_draw_biases(d, hidden, generators, dtype, device, repeat) if biases
+                       else None)
 
     def apply(self, name: str, y: torch.Tensor) -> torch.Tensor:
         """y W^T for inputs y of shape (B, n, fan_in)."""
@@ -141,10 +158,12 @@ class ProjectedWeights:
     """
 
     def __init__(self, d: int, hidden: int, n: int, generators: Sequence[torch.Generator],
-                 dtype, device, repeat: int = 1):
+                 dtype, device, repeat: int = 1, biases: bool = False):
         kd, kh = min(d, n), min(hidden, n)
         sizes = {"Q": (d, kd), "K": (d, kd), "V": (d, kd), "W1": (hidden, kd), "W2": (d, kh)}
         self.projections = _gaussian_matrices(sizes, generators, dtype, device, repeat)
+        self.biases = (_draw_biases(d, hidden, generators, dtype, device, repeat) if biases
+                       else None)
 
     def apply(self, name: str, y: torch.Tensor) -> torch.Tensor:
         """A sample of y W^T for inputs y of shape (B, n, fan_in)."""
@@ -161,6 +180,8 @@ def attention_update(x: torch.Tensor, w, s: BatchScales, norm: str) -> torch.Ten
     logits = s.sigma_A * (queries @ keys.transpose(1, 2)) / d**0.5
     attn = torch.softmax(logits, dim=-1)
     values = w.apply("V", attn @ y) * (s.sigma_V / d**0.5)
+    if getattr(w, "biases", None) is not None:
+        values = values + s.sigma_bV * w.biases["bV"]
     x = s.skip_A * x + s.alpha_A * values
     return layer_norm(x) if norm == "post" else x
 
@@ -170,8 +191,14 @@ def mlp_update(x: torch.Tensor, w, s: BatchScales, phi: str, norm: str,
     """x <- c_M x + alpha_M W_2 phi(W_1 y) token-wise (then LN for post-LN)."""
     d = x.shape[-1]
     y = layer_norm(x) if norm == "pre" else x
-    h = _ACTIVATIONS[phi](w.apply("W1", y) * (s.sigma_w / d**0.5))
-    x = s.skip_M * x + s.alpha_M * w.apply("W2", h) * (s.sigma_2 / hidden**0.5)
+    biases = getattr(w, "biases", None)
+    pre = w.apply("W1", y) * (s.sigma_w / d**0.5)
+    if biases is not None:
+        pre = pre + s.sigma_b1 * biases["b1"]
+    out = w.apply("W2", _ACTIVATIONS[phi](pre)) * (s.sigma_2 / hidden**0.5)
+    if biases is not None:
+        out = out + s.sigma_b2 * biases["b2"]
+    x = s.skip_M * x + s.alpha_M * out
     return layer_norm(x) if norm == "post" else x
 
 
@@ -293,13 +320,15 @@ def _run(archs, depth, q0, rho0, gens, init, sampler, dev, dtype) -> np.ndarray:
     scale = torch.tensor(np.sqrt(q0), dtype=dtype, device=dev).repeat_interleave(n_seeds)
     x = x0.repeat(len(archs), 1, 1) * scale[:, None, None]  # (P*S, n, d), architecture-major
     scales = BatchScales.of(archs, n_seeds, dtype, dev)
+    biases = any(a.has_biases for a in archs)
     grams = [gram(x)]
     with torch.no_grad():
         for _ in range(depth):
             if sampler == "projected":
-                w = ProjectedWeights(d, hidden, n, gens, dtype, dev, repeat=len(archs))
+                w = ProjectedWeights(d, hidden, n, gens, dtype, dev, repeat=len(archs),
+                                     biases=biases)
             else:
-                w = DenseWeights(d, hidden, gens, dtype, dev, repeat=len(archs))
+                w = DenseWeights(d, hidden, gens, dtype, dev, repeat=len(archs), biases=biases)
             x = attention_update(x, w, scales, a0.norm)
             grams.append(gram(x))
             x = mlp_update(x, w, scales, a0.phi, a0.norm, hidden)

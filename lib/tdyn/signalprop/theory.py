@@ -31,6 +31,14 @@ p = q, where attention is exactly uniform and changes token differences only at 
              / (c_M^2 + alpha_M^2 K(1))],
 with chi = dK/drho at rho = 1 (sigma_A and n drop out).  lambda_a < 0: ordered (tokens
 collapse to a line); lambda_a > 0: chaotic (tokens repel towards a regular simplex).
+
+Where the exponents are evaluated (``at``, one of :data:`EVALUATION_PROTOCOLS`).
+``fixed-point`` (the default everywhere): at the collapsed fixed point q = q* (at norm ``q`` for
+``plain`` pre-LN, which has none).  ``ln-scale``: the protocol of the re-implementations, from
+tokens at the LayerNorm scale q0 = 1 with cosine rho0 over ``depth`` = L layers, following the
+norm q_l of the collapsed line; for ``interp`` pre-LN this differs from the fixed point because
+q* != 1 (at (alpha_A, alpha_M, sigma_w, sigma_2) = (0.9, 0.9, 4, 4), q* = 11.0 and lambda_a =
++0.60 at q* but -0.71 one layer from q = 1).  Post-LN has q = 1 always: both protocols agree.
 """
 
 from __future__ import annotations
@@ -48,7 +56,21 @@ from tdyn.signalprop.gaussian import (
     kernel_slope,
 )
 
-SOFTMAX_MODES = ("annealed", "large_n", "sampled")
+EVALUATION_PROTOCOLS = ("fixed-point", "ln-scale")
+"""Where an exponent is evaluated: at the collapsed fixed point q* or at the LayerNorm scale
+q0 = 1 over a stated depth (module docstring)."""
+
+
+def check_protocol(at: str, depth=1) -> None:
+    """Raise ValueError unless ``at`` is an evaluation protocol and ``depth`` an integer >= 1."""
+    if at not in EVALUATION_PROTOCOLS:
+        raise ValueError(f"at={at!r} is not an evaluation protocol; choose one of "
+                         f"{EVALUATION_PROTOCOLS}")
+    if not (isinstance(depth, int | np.integer) and depth >= 1):
+        raise ValueError(f"depth={depth!r} must be an integer >= 1")
+
+
+SOFTMAX_MODES = ("annealed", "large_n", "sampled", "entropy_collapse")
 """How S2, S11 are computed: see :func:`softmax_overlaps`."""
 
 KERNEL_ORDER = 201
@@ -71,6 +93,11 @@ def softmax_overlaps(n: int, rho, sigma, mode: str = "annealed", n_samples: int 
     e^{sigma^2 v} / n, e^{sigma^2 rho v} / n (the digest's formula; can exceed 1).
     ``sampled``: the exact Gaussian average of the softmax, by seeded Monte Carlo over
     ``n_samples`` draws of (a, b) (the same draws for every rho); needs rho in [0, 1].
+    ``entropy_collapse``: the n -> infinity limit of Giorlandino & Goldt (2025, their code's
+    ``get_attention_update``) with inverse temperature beta = sigma / sqrt(log n) (their query
+    and key scale, so that the logit variance is beta^2 log n) and threshold
+    beta_c = sqrt(2 / (1 - rho)): S2 = max(0, 1 - beta_c / beta) (the participation ratio of
+    the frozen random-energy model), S11 = 0.
     """
     if not (isinstance(n, int | np.integer) and n >= 2):
         raise ValueError(f"n={n!r} must be an integer >= 2")
@@ -82,6 +109,12 @@ def softmax_overlaps(n: int, rho, sigma, mode: str = "annealed", n_samples: int 
         return e2 / (e2 + n - 1), e11 / (e11 + n - 1)
     if mode == "large_n":
         return np.exp(sigma**2 * v) / n, np.exp(sigma**2 * rho * v) / n
+    if mode == "entropy_collapse":
+        beta = sigma / np.sqrt(np.log(n))
+        with np.errstate(divide="ignore"):
+            beta_c = np.sqrt(2.0 / v)  # infinite on the collapsed line
+        s2 = np.where(beta > beta_c, 1.0 - beta_c / beta, 0.0)
+        return s2, np.zeros_like(s2)
     if mode == "sampled":
         if np.any((rho < 0) | (rho > 1)):
             raise ValueError(f"rho={rho!r} must lie in [0, 1] for mode='sampled'")
@@ -102,14 +135,70 @@ def softmax_overlaps(n: int, rho, sigma, mode: str = "annealed", n_samples: int 
     raise ValueError(f"mode={mode!r} is not a softmax mode; allowed: {SOFTMAX_MODES}")
 
 
+def giorlandino_goldt_architecture(beta: float, var_w: float, var_v: float, var_b: float,
+                                   alpha_A: float = 1.0, alpha_MLP: float = 1.0,
+                                   phi: str = "tanh", n: int = 256) -> Architecture:
+    """Giorlandino & Goldt's (2025) block as a member of our family (our mapping of their
+    theory code, ``get_block_update_wres``): post-LN, x <- LN(alpha x + f(x)), which is our
+    ``plain`` post-LN x <- LN(x + f(x) / alpha), so our alpha is 1 / theirs; weight variances
+    var_v (values), var_w (both MLP matrices: sigma_w^2 = sigma_2^2 = var_w) and one bias
+    variance var_b for the value, hidden and output biases; their attention inverse
+    temperature beta scales the logits to variance beta^2 log n, so sigma_A = beta sqrt(log n)
+    (``n`` only matters outside their large-n softmax, :func:`softmax_overlaps` with
+    ``entropy_collapse``).  Needs alpha_A, alpha_MLP > 0.
+    """
+    if not (alpha_A > 0 and alpha_MLP > 0):
+        raise ValueError(f"alpha_A={alpha_A!r} and alpha_MLP={alpha_MLP!r} must be > 0 "
+                         "(their skip weights; ours are the inverses)")
+    sb = math.sqrt(var_b)
+    return Architecture(n=n, sigma_A=beta * math.sqrt(math.log(n)), sigma_w=math.sqrt(var_w),
+                        sigma_2=math.sqrt(var_w), sigma_V=math.sqrt(var_v), sigma_bV=sb,
+                        sigma_b1=sb, sigma_b2=sb, alpha_A=1.0 / alpha_A,
+                        alpha_M=1.0 / alpha_MLP, phi=phi, residual="plain", norm="post")
+
+
+def annealed_excess_threshold(n: int, rho: float = 0.0, excess: float = 0.5, lo: float = 0.1,
+                              hi: float = 6.0, n_samples: int = 20000, seed: int = 0) -> float:
+    """The smallest logit scale sigma at which the annealed S2 exceeds the exact (sampled) one
+    by the fraction ``excess``: the first sign change of S2_annealed / S2_exact - 1 - excess on
+    a grid of step 0.1 in [lo, hi], refined by Brent's method (:func:`softmax_overlaps`; the
+    same seeded draws at every sigma, so the function is smooth).  The ratio rises and then
+    falls back to 1 (both S2 -> 1 as sigma grows), hence the scan.  NaN if never exceeded."""
+    from scipy.optimize import brentq
+
+    def gap(sigma: float) -> float:
+        annealed = float(softmax_overlaps(n, rho, sigma)[0])
+        exact = float(softmax_overlaps(n, rho, sigma, "sampled", n_samples, seed)[0])
+        return annealed / exact - 1.0 - excess
+
+    grid = np.arange(lo, hi + 1e-9, 0.1)
+    previous = gap(float(grid[0]))
+    for a, b in zip(grid[:-1], grid[1:], strict=True):
+        current = gap(float(b))
+        if previous < 0 <= current:
+            return float(brentq(gap, float(a), float(b), xtol=1e-6))
+        previous = current
+    return float("nan")
+
+
 def mlp_kernel(arch: Architecture, q_b, rho) -> np.ndarray:
-    """K_b(rho) = sigma_2^2 E[phi(u) phi(v)], Var u = Var v = sigma_w^2 q_b (q_b scalar)."""
-    var = arch.sigma_w**2 * float(q_b)
+    """K_b(rho) = sigma_2^2 E[phi(u) phi(v)] + sigma_b2^2, Var u = Var v = sigma_w^2 q_b +
+    sigma_b1^2, Cov(u, v) = sigma_w^2 q_b rho + sigma_b1^2 (q_b scalar; no biases by default)."""
+    var = arch.sigma_w**2 * float(q_b) + arch.sigma_b1**2
+    corr = np.clip(rho, -1.0, 1.0)
+    if arch.sigma_b1:
+        corr = (arch.sigma_w**2 * float(q_b) * corr + arch.sigma_b1**2) / var
     if arch.phi in ("erf", "relu"):
-        k = kernel_closed_form(arch.phi, var, np.clip(rho, -1.0, 1.0))
+        k = kernel_closed_form(arch.phi, var, corr)
     else:
-        k = kernel_quadrature(arch.phi, var, np.clip(rho, -1.0, 1.0), order=KERNEL_ORDER)
-    return arch.readout_scale**2 * k
+        k = kernel_quadrature(arch.phi, var, corr, order=KERNEL_ORDER)
+    return arch.readout_scale**2 * k + arch.sigma_b2**2
+
+
+def mlp_diagonal(arch: Architecture, q_b: float) -> float:
+    """K_b(1) = sigma_2^2 E[phi(u)^2] + sigma_b2^2, Var u = sigma_w^2 q_b + sigma_b1^2."""
+    var = arch.sigma_w**2 * float(q_b) + arch.sigma_b1**2
+    return arch.readout_scale**2 * float(kernel_diagonal(arch.phi, var)) + arch.sigma_b2**2
 
 
 def _branch_input(q, p, norm: str):
@@ -122,8 +211,8 @@ def attention_map(q, p, arch: Architecture, softmax: str = "annealed", n_samples
     q, p = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(p, dtype=float))
     q_b, p_b = _branch_input(q, p, arch.norm)
     s2, s11 = softmax_overlaps(arch.n, p_b / q_b, arch.sigma_A * q_b, softmax, n_samples, seed)
-    q_attn = arch.sigma_V**2 * (p_b + (q_b - p_b) * s2)
-    p_attn = arch.sigma_V**2 * (p_b + (q_b - p_b) * s11)
+    q_attn = arch.sigma_V**2 * (p_b + (q_b - p_b) * s2) + arch.sigma_bV**2
+    p_attn = arch.sigma_V**2 * (p_b + (q_b - p_b) * s11) + arch.sigma_bV**2
     c2, a2 = arch.skip_A**2, arch.alpha_A**2
     q_new, p_new = c2 * q + a2 * q_attn, c2 * p + a2 * p_attn
     if arch.norm == "post":
@@ -138,7 +227,7 @@ def mlp_map(q, p, arch: Architecture) -> tuple[np.ndarray, np.ndarray]:
     k1, kp = np.empty(q.shape), np.empty(q.shape)
     for value in np.unique(q_b):  # the kernel takes one variance at a time
         mask = q_b == value
-        k1[mask] = arch.readout_scale**2 * kernel_diagonal(arch.phi, arch.sigma_w**2 * value)
+        k1[mask] = mlp_diagonal(arch, value)
         kp[mask] = mlp_kernel(arch, value, p_b[mask] / value)
     c2, a2 = arch.skip_M**2, arch.alpha_M**2
     q_new, p_new = c2 * q + a2 * k1, c2 * p + a2 * kp
@@ -204,9 +293,10 @@ def collapsed_fixed_point(arch: Architecture) -> CollapsedFixedPoint:
     denom = 1.0 - c2a * c2m
     if arch.residual == "plain" or denom <= 0:
         return CollapsedFixedPoint(math.nan, math.nan)
-    k1 = arch.readout_scale**2 * float(kernel_diagonal(arch.phi, arch.sigma_w**2))
-    q_star = (c2m * arch.alpha_A**2 * arch.sigma_V**2 + arch.alpha_M**2 * k1) / denom
-    return CollapsedFixedPoint(q_star, c2a * q_star + arch.alpha_A**2 * arch.sigma_V**2)
+    k1 = mlp_diagonal(arch, 1.0)
+    v2 = arch.sigma_V**2 + arch.sigma_bV**2
+    q_star = (c2m * arch.alpha_A**2 * v2 + arch.alpha_M**2 * k1) / denom
+    return CollapsedFixedPoint(q_star, c2a * q_star + arch.alpha_A**2 * v2)
 
 
 @dataclass(frozen=True)
@@ -215,8 +305,9 @@ class CollapsedLine:
 
     ``k1`` = K(1) and ``chi`` = K'(1) (with the readout variance), ``c2a``, ``c2m`` the squared
     skip coefficients, ``a2a``, ``a2m`` the squared branch strengths, ``v2`` = sigma_V^2, ``q``
-    the norm entering a layer (q* for ``interp`` pre-LN when it exists) and ``q1`` the norm
-    after the attention sub-block, q1 = c_A^2 q + alpha_A^2 sigma_V^2.
+    the norm entering a layer (q* for ``interp`` pre-LN when it exists), ``q1`` the norm
+    after the attention sub-block, q1 = c_A^2 q + alpha_A^2 (sigma_V^2 + sigma_bV^2), and
+    ``vb2`` = sigma_bV^2 (the value bias adds to the norm but carries no perturbation).
     """
 
     k1: np.ndarray
@@ -228,57 +319,104 @@ class CollapsedLine:
     v2: np.ndarray
     q: np.ndarray
     q1: np.ndarray
+    vb2: np.ndarray = 0.0
 
 
 def collapsed_line(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None, phi: str = "tanh",
-                   residual: str = "interp", norm: str = "pre", q=1.0) -> CollapsedLine:
+                   residual: str = "interp", norm: str = "pre", q=1.0,
+                   at: str = "fixed-point", sigma_bV=0.0, sigma_b1=0.0,
+                   sigma_b2=0.0) -> CollapsedLine:
     """The constants shared by lambda_a and the gradient gains (vectorized; ``sigma_2=None``
-    ties the readout scale to sigma_w; ``q`` is used where there is no fixed point)."""
+    ties the readout scale to sigma_w).  ``at="fixed-point"``: the layer enters at q* where it
+    exists (``q`` where it does not); ``at="ln-scale"``: at the given norm ``q``."""
+    check_protocol(at)
     if norm not in ("pre", "post"):
         raise ValueError(f"norm={norm!r} is not allowed; choose one of ('pre', 'post')")
     alpha_A, alpha_M, sigma_w, sigma_V, q = np.broadcast_arrays(
         *(np.asarray(v, dtype=float) for v in (alpha_A, alpha_M, sigma_w, sigma_V, q)))
     s2 = sigma_w if sigma_2 is None else np.asarray(sigma_2, dtype=float)
-    k1 = s2**2 * kernel_diagonal(phi, sigma_w**2)
-    chi = s2**2 * kernel_slope(phi, sigma_w**2)
+    var = sigma_w**2 + np.asarray(sigma_b1, dtype=float) ** 2  # preactivation variance
+    k1 = s2**2 * kernel_diagonal(phi, var) + np.asarray(sigma_b2, dtype=float) ** 2
+    # chi = sigma_2^2 sigma_w^2 E[phi'(u)^2]; kernel_slope returns var E[phi'(u)^2]
+    chi = s2**2 * kernel_slope(phi, var) * (sigma_w**2 / var)
     c2a = skip_coefficient(alpha_A, residual) ** 2
     c2m = skip_coefficient(alpha_M, residual) ** 2
     a2a, a2m, v2 = alpha_A**2, alpha_M**2, sigma_V**2
-    if norm == "pre" and residual == "interp":
+    vb2 = np.asarray(sigma_bV, dtype=float) ** 2
+    if norm == "pre" and residual == "interp" and at == "fixed-point":
         denom = 1.0 - c2a * c2m
         with np.errstate(divide="ignore", invalid="ignore"):
-            q = np.where(denom > 0, (c2m * a2a * v2 + a2m * k1) / denom, 1.0)
-    return CollapsedLine(k1, chi, c2a, c2m, a2a, a2m, v2, q, c2a * q + a2a * v2)
+            q = np.where(denom > 0, (c2m * a2a * (v2 + vb2) + a2m * k1) / denom, 1.0)
+    return CollapsedLine(k1, chi, c2a, c2m, a2a, a2m, v2, q, c2a * q + a2a * (v2 + vb2), vb2)
 
 
 def angle_exponent(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None, phi: str = "tanh",
-                   residual: str = "interp", norm: str = "pre", q=1.0) -> np.ndarray:
+                   residual: str = "interp", norm: str = "pre", q=1.0, at: str = "fixed-point",
+                   depth: int = 1, sigma_bV=0.0, sigma_b1=0.0, sigma_b2=0.0) -> np.ndarray:
     """lambda_a in closed form (module docstring), vectorized over broadcastable arrays.
 
-    ``sigma_2=None`` ties the readout scale to sigma_w.  ``q`` is used only for ``plain``
-    pre-LN, which has no collapsed fixed point: there lambda_a is the one-layer rate at norm q.
-    For ``interp`` pre-LN with alpha_A = alpha_M = 0 (the identity map) lambda_a = 0.
+    ``sigma_2=None`` ties the readout scale to sigma_w.  ``at="fixed-point"``: at q* (for
+    ``plain`` pre-LN, which has no collapsed fixed point, the one-layer rate at norm ``q``).
+    ``at="ln-scale"``: the mean rate (1/L) sum_l log[(1 - rho_{l+1}) / (1 - rho_l)] over
+    ``depth`` = L layers of the linearized map (rho0 -> 1) from norm ``q`` (the LayerNorm
+    scale 1 by default), with q_{l+1} = c_M^2 (c_A^2 q_l + alpha_A^2 sigma_V^2) + alpha_M^2
+    K(1) for pre-LN.  For ``interp`` pre-LN with alpha_A = alpha_M = 0 (the identity map)
+    lambda_a = 0.  Bias standard deviations ``sigma_bV``, ``sigma_b1``, ``sigma_b2`` as in
+    :class:`tdyn.signalprop.architecture.Architecture` (they enter through q, K(1) and chi).
     """
+    check_protocol(at, depth)
     c = collapsed_line(alpha_A, alpha_M, sigma_w, sigma_V=sigma_V, sigma_2=sigma_2, phi=phi,
-                       residual=residual, norm=norm, q=q)
+                       residual=residual, norm=norm, q=q, at=at, sigma_bV=sigma_bV,
+                       sigma_b1=sigma_b1, sigma_b2=sigma_b2)
     with np.errstate(divide="ignore"):  # alpha_A = 1 (interp): lambda_a = -inf
         if norm == "post":
-            return (np.log(c.c2a / (c.c2a + c.a2a * c.v2))
+            return (np.log(c.c2a / (c.c2a + c.a2a * (c.v2 + c.vb2)))
                     + np.log((c.c2m + c.a2m * c.chi) / (c.c2m + c.a2m * c.k1)))
-        q2 = c.c2m * c.q1 + c.a2m * c.k1
-        return np.log(c.c2a * c.q * (c.c2m * c.q1 + c.a2m * c.chi) / (c.q1 * q2))
+        total, q_l = 0.0, c.q
+        for _ in range(depth if at == "ln-scale" else 1):
+            q1 = c.c2a * q_l + c.a2a * (c.v2 + c.vb2)
+            q2 = c.c2m * q1 + c.a2m * c.k1
+            total = total + np.log(c.c2a * q_l * (c.c2m * q1 + c.a2m * c.chi) / (q1 * q2))
+            q_l = q2
+        return total / (depth if at == "ln-scale" else 1)
 
 
-def lambda_a(arch: Architecture, q: float = 1.0) -> float:
-    """lambda_a of an architecture (closed form; ``q`` only matters for ``plain`` pre-LN)."""
+def lambda_a(arch: Architecture, q: float = 1.0, at: str = "fixed-point", depth: int = 1,
+             rho0: float | None = None, softmax: str = "annealed") -> float:
+    """lambda_a of an architecture.
+
+    ``at="fixed-point"`` (default): the closed form at q* (``q`` only matters for ``plain``
+    pre-LN).  ``at="ln-scale"``: from tokens at norm ``q`` (1, the LayerNorm scale) over
+    ``depth`` = L layers; with ``rho0=None`` the linearized closed form (rho0 -> 1,
+    :func:`angle_exponent`), with ``rho0`` < 1 the mean-field map itself,
+    (1/L) log[(1 - rho_L) / (1 - rho0)] along :func:`trajectory` from (q, rho0 q) (the
+    re-implementations' estimator with rho0 = 0.99, L = 1; it includes the finite-gap
+    attention terms, so it depends weakly on n and sigma_A).
+    """
+    check_protocol(at, depth)
+    if at == "ln-scale" and rho0 is not None:
+        if not -1.0 / (arch.n - 1) <= rho0 < 1.0:
+            raise ValueError(f"rho0={rho0!r} must lie in [-1/(n-1), 1)")
+        qs, ps = trajectory(arch, depth, q0=q, rho0=rho0, softmax=softmax)
+        with np.errstate(divide="ignore"):
+            return float(np.log((1.0 - ps[-1] / qs[-1]) / (1.0 - rho0)) / depth)
     return float(angle_exponent(arch.alpha_A, arch.alpha_M, arch.sigma_w, sigma_V=arch.sigma_V,
                                 sigma_2=arch.readout_scale, phi=arch.phi,
-                                residual=arch.residual, norm=arch.norm, q=q))
+                                residual=arch.residual, norm=arch.norm, q=q, at=at,
+                                depth=depth, **bias_keywords(arch)))
 
 
-def edge_of_chaos(arch: Architecture, lo: float = 0.3, hi: float = 30.0, q: float = 1.0) -> float:
+def bias_keywords(arch: Architecture) -> dict:
+    """The bias standard deviations of ``arch`` as keywords of :func:`angle_exponent`."""
+    return {"sigma_bV": arch.sigma_bV, "sigma_b1": arch.sigma_b1, "sigma_b2": arch.sigma_b2}
+
+
+def edge_of_chaos(arch: Architecture, lo: float = 0.3, hi: float = 30.0, q: float = 1.0,
+                  at: str = "fixed-point", depth: int = 1, rho0: float | None = None) -> float:
     """The MLP weight scale sigma_w on the edge of chaos, lambda_a = 0, of ``arch`` with its
-    other hyperparameters fixed: Brent's root of sigma_w -> :func:`lambda_a` in [lo, hi].
+    other hyperparameters fixed: Brent's root of sigma_w -> :func:`lambda_a` in [lo, hi]
+    (``at``, ``depth``, ``rho0`` as there: sigma_w = 2.74 at q* but 9.07 one layer from q = 1
+    for alpha = 0.9 with a tied readout).
 
     Raises ValueError when lambda_a has the same sign at both ends (no edge in the bracket).
     """
@@ -288,7 +426,7 @@ def edge_of_chaos(arch: Architecture, lo: float = 0.3, hi: float = 30.0, q: floa
         raise ValueError(f"need 0 < lo < hi, got lo={lo!r}, hi={hi!r}")
 
     def rate(sigma_w: float) -> float:
-        return lambda_a(arch.replace(sigma_w=sigma_w), q=q)
+        return lambda_a(arch.replace(sigma_w=sigma_w), q=q, at=at, depth=depth, rho0=rho0)
 
     at_lo, at_hi = rate(lo), rate(hi)
     if not (at_lo < 0 < at_hi or at_hi < 0 < at_lo):
@@ -298,16 +436,18 @@ def edge_of_chaos(arch: Architecture, lo: float = 0.3, hi: float = 30.0, q: floa
 
 
 def lambda_a_from_map(arch: Architecture, q: float = 1.0, eps: float = 1e-5,
-                      softmax: str = "annealed") -> float:
+                      softmax: str = "annealed", at: str = "fixed-point") -> float:
     """lambda_a measured on the map: log[(1 - rho') / (1 - rho)] for one layer from
-    rho = 1 - eps at the collapsed fixed point (at norm ``q`` for ``plain`` pre-LN).
+    rho = 1 - eps at the collapsed fixed point (at norm ``q`` for ``plain`` pre-LN, or with
+    ``at="ln-scale"``).
 
     Needs no closed form (it includes the finite-n attention terms, which vanish as eps -> 0).
     """
+    check_protocol(at)
     if not 0 < eps < 0.5:
         raise ValueError(f"eps={eps!r} must lie in (0, 0.5)")
     fixed = collapsed_fixed_point(arch)
-    q0 = q if math.isnan(fixed.q) else fixed.q
+    q0 = q if (math.isnan(fixed.q) or at == "ln-scale") else fixed.q
     q1, p1 = layer_map(q0, (1.0 - eps) * q0, arch, softmax)
     return float(np.log((1.0 - p1 / q1) / eps))
 
@@ -325,12 +465,14 @@ lambda_a does not depend on ``sigma_A`` or ``n`` (it is constant along such an a
 
 
 def phase_diagram(arch: Architecture, x: tuple[str, np.ndarray], y: tuple[str, np.ndarray],
-                  q: float = 1.0) -> np.ndarray:
+                  q: float = 1.0, at: str = "fixed-point", depth: int = 1) -> np.ndarray:
     """lambda_a on the grid y x x (shape (len(y values), len(x values))), vectorized.
 
     ``x`` and ``y`` are (name, values) with names from :data:`GRID_PARAMETERS`; the other
     hyperparameters come from ``arch``.  Values are validated like :class:`Architecture`.
+    ``at``, ``depth``: the evaluation protocol of :func:`angle_exponent`.
     """
+    check_protocol(at, depth)
     (xn, xv), (yn, yv) = x, y
     for name in (xn, yn):
         if name not in GRID_PARAMETERS:
@@ -350,7 +492,7 @@ def phase_diagram(arch: Architecture, x: tuple[str, np.ndarray], y: tuple[str, n
             values[name] = grid
     out = angle_exponent(values["alpha_A"], values["alpha_M"], values["sigma_w"],
                          sigma_V=values["sigma_V"], sigma_2=values["sigma_2"], phi=arch.phi,
-                         residual=arch.residual, norm=arch.norm, q=q)
+                         residual=arch.residual, norm=arch.norm, q=q, at=at, depth=depth)
     return np.broadcast_to(out, (yv.size, xv.size)).copy()
 
 
