@@ -50,7 +50,8 @@ def kappa_interval(G_norm2, balance_eigs, m1: int) -> tuple[np.ndarray, np.ndarr
     u^T (m1 W_V W_V^T) u = kappa^2 - u^T B u, and lambda_min(B) kappa <= u^T B u <=
     lambda_max(B) kappa.  Solving kappa^2 - lambda kappa - m1 ||G||^2 = 0:
 
-        kappa in [(l_min + sqrt(l_min^2 + 4 m1 ||G||^2)) / 2, (l_max + sqrt(l_max^2 + 4 m1 ||G||^2)) / 2].
+        kappa in [(l_min + sqrt(l_min^2 + 4 m1 ||G||^2)) / 2,
+                  (l_max + sqrt(l_max^2 + 4 m1 ||G||^2)) / 2].
 
     Both ends tend to sqrt(m1) ||G|| once sqrt(m1) ||G|| >> |lambda| (the late-time regime)."""
     G_norm2 = np.asarray(G_norm2, dtype=float)
@@ -63,16 +64,20 @@ def log_growth_exponent(loss) -> np.ndarray:
     """Local exponent d log L / d log t predicted late in Phase 2 (our derivation).
 
     With the rate law d(1/L)/dt = r kappa (Theorem F.8's mechanism), kappa ~ sqrt(m1) ||G||
-    (balance) and ||G|| ~ gamma log(1/L) (margins grow like the log of the inverse loss),
-    X = 1/L obeys dX/dt = c log X.  Its solution is X = c t (log X - 1 + o(1)), so
+    (the balance) and ||G|| ~ gamma log(1/L) (margins grow like the log of the inverse loss),
+    X = 1/L obeys dX/dt = c log X.  With l = log X this is e^l / l dl = c dt, so
+    Ei(l) = c t + const (Ei the exponential integral), and
 
-        d log L / d log t = -log X / (log X - 1) = -(1 + 1/(log(1/L) - 1)),
+        d log L / d log t = -c t l / X = -l e^{-l} Ei(l) = -(1 + 1/l + 2/l^2 + ...)
 
-    a correction to the 1/t law that depends only on the current loss: L ~ 1/(c t log t)."""
+    up to a transient that decays like 1/t: a correction to the 1/t law that depends only on
+    the current loss, L ~ 1/(c t log t).  Needs loss < 1/e (l > 1)."""
+    from scipy.special import expi
+
     x = np.log(1 / np.asarray(loss, dtype=float))
     if np.any(x <= 1):
         raise ValueError("loss must be below 1/e for the late-time law (log(1/L) > 1)")
-    return -x / (x - 1)
+    return -x * np.exp(-x) * expi(x)
 
 
 def premise_ratio(kappa0: float, m1: int, margin) -> np.ndarray:
