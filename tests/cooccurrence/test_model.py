@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tdyn.cooccurrence.data import sample_distribution, sample_training_set
+from tdyn.cooccurrence.data import sample_distribution, sample_training_set, with_noise_tokens
 from tdyn.cooccurrence.model import (
     Params,
     condition1_sigmas,
@@ -287,3 +287,19 @@ def test_uniform_attention_flow_matches_frozen_attention_training():
     flow = uniform_attention_flow(p0, data, h["t"])
     np.testing.assert_allclose(flow["G"], h["G"], rtol=5e-3, atol=1e-3)
     np.testing.assert_allclose(flow["u_norm2"], h["u_norm2"], rtol=5e-3)
+
+
+def test_analytic_gradients_match_autograd_with_noise_tokens():
+    """The closed forms hold for any token vectors, not only orthonormal words: with the
+    Gaussian noise tokens of with_noise_tokens (d x (3 + slots) embeddings, not orthonormal),
+    the analytic gradients still match autograd of Eq. 1."""
+    data = with_noise_tokens(sample_training_set(12, 4, 10, seed=0, random_tokens="iid"), 1)
+    assert data.n_vectors > data.d
+    params = init_params(10, 8, 6, seed=3, sigma0=0.4, sigma1=0.4)
+    value, leaves = _torch_loss(params, data)
+    value.backward()
+    assert value.item() == pytest.approx(loss(params, data), rel=1e-12)
+    ours = gradients(params, data)
+    for name in Params.TRAINABLE:
+        auto = leaves[name].grad.numpy()
+        assert np.linalg.norm(ours[name] - auto) <= 1e-8 * np.linalg.norm(auto), name

@@ -135,8 +135,8 @@ def test_log_growth_exponent_matches_the_log_ode():
     like 1/t, so by t = 1e5 the two agree within 2e-3 while the exponent itself still
     differs from 1 by more than 0.05 (the correction to the 1/t law is not small)."""
     for c in (1.0, 50.0):
-        sol = solve_ivp(lambda _, x: c * np.log(x), (0.0, 1e7), [3.0], rtol=1e-11, atol=1e-12,
-                        dense_output=True)
+        sol = solve_ivp(lambda _, x, c=c: c * np.log(x), (0.0, 1e7), [3.0], rtol=1e-11,
+                        atol=1e-12, dense_output=True)
         errors = []
         for t in (1e3, 1e5, 1e7):
             X = sol.sol(t)[0]
@@ -150,9 +150,9 @@ def test_log_growth_exponent_matches_the_log_ode():
 
 def test_log_growth_exponent_series_and_domain():
     """-exponent = 1 + 1/l + 2/l^2 + O(1/l^3) (asymptotic series of l e^{-l} Ei(l))."""
-    l = np.array([20.0, 40.0])
-    exponent = log_growth_exponent(np.exp(-l))
-    assert np.all(np.abs(-exponent - (1 + 1 / l + 2 / l ** 2)) < 10 / l ** 3)
+    ell = np.array([20.0, 40.0])
+    exponent = log_growth_exponent(np.exp(-ell))
+    assert np.all(np.abs(-exponent - (1 + 1 / ell + 2 / ell ** 2)) < 10 / ell ** 3)
     with pytest.raises(ValueError, match="below 1/e"):
         log_growth_exponent(0.5)
     assert premise_ratio(32.0, 16, 2.0) == pytest.approx(4.0)

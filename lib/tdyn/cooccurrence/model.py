@@ -141,7 +141,7 @@ def _word_sums(data: CooccurrenceData, fwd: Forward) -> tuple[np.ndarray, np.nda
     D[k] = sum_i c_i sum_{h: x_h = mu_k} sum_l p_{l,h} (value path) and
     B[k, q] = sum_i c_i sum_{(l, h): x_h = mu_k, x_l = mu_q} p_{l,h} (G(x_h) - p_l . G)
     (score path, key word k, query word q)."""
-    d, tok = data.d, data.tokens
+    d, tok = data.n_vectors, data.tokens  # one entry per token vector (= d for words)
     c = fwd.g * data.y / data.n
     D = np.bincount(tok.ravel(), (c[:, None] * fwd.P.sum(axis=1)).ravel(), minlength=d)
     M = fwd.P * (fwd.Gx[:, None, :] - np.einsum("ilh,ih->il", fwd.P, fwd.Gx)[:, :, None])
@@ -400,7 +400,7 @@ def uniform_attention_flow(params: Params, data: CooccurrenceData, t: np.ndarray
 
     E = data.embeddings
     N = data.counts()
-    d, m1 = data.d, params.m1
+    d, m1 = data.n_vectors, params.m1
 
     def rhs(_, z):
         G, Gam, kap = z[:d], z[d:d + d * d].reshape(d, d), z[-1]
