@@ -27,18 +27,21 @@ C_PAIRS = ("C12", "C21", "C31", "C32")
 _C_INDEX = ((0, 1), (1, 0), (2, 0), (2, 1))
 
 
-def _ints(text: str) -> list[int]:
+def parse_ints(text: str) -> list[int]:
+    """Integers of a comma-separated parameter string ("128,256")."""
     return [int(x) for x in str(text).split(",") if x.strip()]
 
 
-def _floats(text: str) -> list[float]:
+def parse_floats(text: str) -> list[float]:
+    """Floats of a comma-separated parameter string ("0.4,0.8")."""
     return [float(x) for x in str(text).split(",") if x.strip()]
 
 
 def configurations(params: dict) -> list[dict]:
     """One configuration per (width m, init scale): ``params["ms"]`` and ``params["scales"]``
     are comma-separated lists."""
-    return [{"m": m, "scale": s} for m in _ints(params["ms"]) for s in _floats(params["scales"])]
+    return [{"m": m, "scale": s} for m in parse_ints(params["ms"])
+            for s in parse_floats(params["scales"])]
 
 
 def seeds(config: dict, params: dict) -> dict[str, int]:
@@ -134,7 +137,8 @@ def late_slope(t, loss, decades: float = 1.0) -> float:
     return float(np.polyfit(np.log(t[keep]), np.log(loss[keep]), 1)[0])
 
 
-def _round(value, digits: int = 6):
+def rounded(value, digits: int = 6):
+    """Nested lists of floats rounded to ``digits`` significant digits (compact JSON)."""
     return np.vectorize(lambda x: float(f"{x:.{digits}g}"))(np.asarray(value, float)).tolist()
 
 
@@ -196,6 +200,6 @@ def run_configuration(config: dict, params: dict) -> dict:
         "C_end": h["C"][-1].tolist(),
         "conserved_start": float(conserved[0]),
         "conserved_end": float(conserved[-1]),
-        "history": {k: _round(h[k]) for k in ("t", "loss", "kappa", "G_norm2", "test_loss")},
+        "history": {k: rounded(h[k]) for k in ("t", "loss", "kappa", "G_norm2", "test_loss")},
     }
     return result
