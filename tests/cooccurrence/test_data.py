@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from tdyn.cooccurrence.data import (
+    N_SPECIAL,
     TYPE_LABELS,
     TYPE_PROBABILITIES,
     TYPE_TARGETS,
@@ -13,6 +14,7 @@ from tdyn.cooccurrence.data import (
     sample_distribution,
     sample_training_set,
     type_counts,
+    with_noise_tokens,
 )
 
 SEEDS = range(25)
@@ -108,3 +110,24 @@ def test_embeddings_orthonormal(kind):
     X = data.X
     assert X.shape == (12, 30, 4)
     np.testing.assert_allclose(np.einsum("idl,idl->il", X, X), 1.0, atol=1e-12)
+
+
+def test_noise_tokens_never_repeat_and_keep_the_special_words():
+    """with_noise_tokens: one fresh column per random slot (no token vector repeats), the
+    special words untouched, labels and types unchanged, and noise of unit mean squared norm:
+    ||z||^2 of a N(0, I_d/d) vector has mean 1 and s.d. sqrt(2/d), so the mean over k vectors
+    lies within 4 sqrt(2/(d k)) of 1."""
+    data = sample_training_set(60, 5, 64, seed=0, random_tokens="iid")
+    noisy = with_noise_tokens(data, seed=3)
+    slots = data.tokens >= N_SPECIAL
+    k = int(slots.sum())
+    assert noisy.n_vectors == N_SPECIAL + k and noisy.d == data.d
+    assert len(np.unique(noisy.tokens[slots])) == k
+    np.testing.assert_array_equal(noisy.tokens[~slots], data.tokens[~slots])
+    np.testing.assert_array_equal(noisy.embeddings[:, :N_SPECIAL], data.embeddings[:, :N_SPECIAL])
+    np.testing.assert_array_equal(noisy.y, data.y)
+    norms = np.sum(noisy.embeddings[:, N_SPECIAL:] ** 2, axis=0)
+    assert abs(norms.mean() - 1) < 4 * np.sqrt(2 / (64 * k))
+    assert noisy.counts().shape == (60, N_SPECIAL + k)
+    with pytest.raises(ValueError, match="seed=-1"):
+        with_noise_tokens(data, seed=-1)

@@ -64,13 +64,19 @@ class CooccurrenceData:
         return self.embeddings.shape[0]
 
     @property
+    def n_vectors(self) -> int:
+        """Number of token vectors (columns of ``embeddings``): d for words, more for the
+        Gaussian noise tokens of :func:`with_noise_tokens`."""
+        return self.embeddings.shape[1]
+
+    @property
     def X(self) -> np.ndarray:
         """The n x d x L stack of inputs X^(i) = [x_1, ..., x_L]."""
         return np.transpose(self.embeddings[:, self.tokens], (1, 0, 2))
 
     def counts(self) -> np.ndarray:
-        """n x d matrix: how often word k occurs in entry i."""
-        out = np.zeros((self.n, self.d))
+        """n x n_vectors matrix: how often token vector k occurs in entry i."""
+        out = np.zeros((self.n, self.n_vectors))
         np.add.at(out, (np.arange(self.n)[:, None], self.tokens), 1.0)
         return out
 
@@ -196,6 +202,24 @@ def sample_distribution(
     rng = np.random.default_rng(seed)
     types = rng.choice(4, size=n, p=TYPE_PROBABILITIES) + 1
     return _fill(types, L, d, rng, "iid", embeddings)
+
+
+def with_noise_tokens(data: CooccurrenceData, seed: int) -> CooccurrenceData:
+    """The other reading of the paper's experiment ("5 patches of dimension 64"): every
+    random-word position holds its own Gaussian noise vector, drawn i.i.d. N(0, I_d / d)
+    (unit norm on average), so no random token ever repeats; mu_1, mu_2, mu_3 keep their
+    word vectors.  The result stores the special words as columns 0-2 of ``embeddings`` and
+    one column per noise token after them (``embeddings`` is then d x (3 + slots), not
+    orthonormal); apply it to a training set and, with another seed, to a test set."""
+    _check_int("seed", seed, 0)
+    rng = np.random.default_rng(seed)
+    d = data.d
+    random_slots = data.tokens >= N_SPECIAL
+    noise = rng.standard_normal((d, int(random_slots.sum()))) / np.sqrt(d)
+    embeddings = np.concatenate([data.embeddings[:, :N_SPECIAL], noise], axis=1)
+    tokens = data.tokens.copy()
+    tokens[random_slots] = N_SPECIAL + np.arange(int(random_slots.sum()))
+    return CooccurrenceData(tokens=tokens, types=data.types, y=data.y, embeddings=embeddings)
 
 
 def _check_int(name: str, value, minimum: int) -> None:

@@ -141,7 +141,7 @@ def _word_sums(data: CooccurrenceData, fwd: Forward) -> tuple[np.ndarray, np.nda
     D[k] = sum_i c_i sum_{h: x_h = mu_k} sum_l p_{l,h} (value path) and
     B[k, q] = sum_i c_i sum_{(l, h): x_h = mu_k, x_l = mu_q} p_{l,h} (G(x_h) - p_l . G)
     (score path, key word k, query word q)."""
-    d, tok = data.d, data.tokens
+    d, tok = data.n_vectors, data.tokens  # one entry per token vector (= d for words)
     c = fwd.g * data.y / data.n
     D = np.bincount(tok.ravel(), (c[:, None] * fwd.P.sum(axis=1)).ravel(), minlength=d)
     M = fwd.P * (fwd.Gx[:, None, :] - np.einsum("ilh,ih->il", fwd.P, fwd.Gx)[:, :, None])
@@ -283,6 +283,8 @@ def _snapshot(params, data, fwd, grads) -> dict:
         "scores": np.array([A[k, q] for k, q in SCORE_PAIRS]),
         "gram": np.array([gram[0, 1], gram[0, 2], gram[1, 2], gram[0, 0], gram[1, 1]]),
         "u_norm2": u @ u,
+        "value_norm2": np.sum(params.WV ** 2),
+        "G_norm2": G @ G,
         "S": S,
         "g_ratio": fwd.g.max() / fwd.g.min(),
         "g_ratio_type": np.array([fwd.g[data.types == k].max() / fwd.g[data.types == k].min()
@@ -316,7 +318,9 @@ def train(
     (one row per recorded step): time ``t``, ``loss``, ``type_loss`` (types 1-4),
     ``type_margin`` (smallest y F per type), ``min_margin``, ``G`` (G(mu_1..3)), ``Gdot``,
     ``G_random_maxabs``, ``scores`` (:data:`SCORE_PAIRS`), ``gram`` (W_V Gram entries 12, 13,
-    23, 11, 22), ``u_norm2`` (||W^T a||^2), ``S`` (g sums per type), ``lemma44``, ``R``,
+    23, 11, 22), ``u_norm2`` (||W^T a||^2), ``value_norm2`` (||W_V||_F^2, the trace of the
+    value Gram matrix over all d words), ``G_norm2`` (sum of G(mu)^2 over all d words),
+    ``S`` (g sums per type), ``lemma44``, ``R``,
     ``g_ratio`` (max_i g_i / min_i g_i over all samples), ``g_ratio_type`` (the same within
     each type), ``lemma44_bound``, ``attn_dev`` (max |p - 1/L|),
     ``attn_common`` (mean attention on mu_3) and, with ``test``, ``test_loss``.
@@ -396,7 +400,7 @@ def uniform_attention_flow(params: Params, data: CooccurrenceData, t: np.ndarray
 
     E = data.embeddings
     N = data.counts()
-    d, m1 = data.d, params.m1
+    d, m1 = data.n_vectors, params.m1
 
     def rhs(_, z):
         G, Gam, kap = z[:d], z[d:d + d * d].reshape(d, d), z[-1]

@@ -1,0 +1,83 @@
+"""Measured forms of the quantitative Phase-1 and Phase-2 statements of Yang, Kailkhura, Wang
+& Liang (2024): Theorem 3.1's bounds, Lemma 4.3's two-sided inequality, Proposition E.21,
+Corollary F.13 and Lemma 4.1's rate.  Each function turns a statement into one number (or a
+few) that the chapter tabulates and the tests check; the paper's constants are unspecified,
+so the functions return ratios to the stated orders, not pass/fail verdicts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tdyn.cooccurrence.model import Params, reduced_velocities, score_matrix, value_gram
+
+GRAM_SIGNS = np.array([1, -1, -1, 1, 1])
+"""Corollary F.13: signs of d/dt of the value-Gram entries (1,2), (1,3), (2,3), (1,1), (2,2),
+in the order of the history's ``gram`` column."""
+
+
+def theorem31_orders(m: int, L: int) -> dict:
+    """Theorem 3.1's orders without constants or logs: neuron correlations and value Gram
+    entries change by O(1/m), scores by O(m^{-3/2} (1/L + m^{-1/2})), the K-K and Q-Q
+    self-correlations by O(1/m^2), over [0, T1]."""
+    return {"neuron_corr": 1 / m, "value_gram": 1 / m,
+            "scores": m ** -1.5 * (1 / L + m ** -0.5), "self_corr": 1 / m ** 2}
+
+
+def phase1_changes(params0: Params, params: Params, embeddings: np.ndarray) -> dict:
+    """Largest changes between ``params0`` and ``params`` (at T1) of the quantities Theorem 3.1
+    bounds: ``neuron_corr`` = max_{j1,j2} |<w_j1, w_j2> - init|, ``value_gram`` = max over
+    all words |mu^T W_V^T W_V nu - init| (``value_gram_11`` the (1,1) entry,
+    ||W_V mu_1||^2), ``scores`` = max |mu^T W_K^T W_Q nu - init|, ``self_corr`` = the larger
+    of the K-K and Q-Q Gram changes; and ``kappa_ratio`` = ||W^T a||^2 / its initial value
+    (Theorem E.27: Theta(sigma_1^2 m m1) at T1, i.e. a ratio of order one)."""
+    E = embeddings
+    dWW = params.W @ params.W.T - params0.W @ params0.W.T
+    dgram = value_gram(params, E) - value_gram(params0, E)
+    dA = score_matrix(params, E) - score_matrix(params0, E)
+    K, K0, Q, Q0 = params.WK @ E, params0.WK @ E, params.WQ @ E, params0.WQ @ E
+    self_corr = max(np.abs(K.T @ K - K0.T @ K0).max(), np.abs(Q.T @ Q - Q0.T @ Q0).max())
+    return {"neuron_corr": float(np.abs(dWW).max()), "value_gram": float(np.abs(dgram).max()),
+            "value_gram_11": float(dgram[0, 0]), "scores": float(np.abs(dA).max()),
+            "self_corr": float(self_corr),
+            "kappa_ratio": float((params.u @ params.u) / (params0.u @ params0.u))}
+
+
+def lemma43_constant(history: dict, T_half: float, T1: float) -> float:
+    """The largest C for which Lemma 4.3's inequality
+    (1 + C) max(G1', G2') <= -G3' <= (1 - C)(G1' + G2') holds at every recorded time of
+    [T_half, T1] (G' = dG(mu)/dt from the history's ``Gdot``).  Positive: the lemma holds with
+    that constant; negative: it fails somewhere in the window."""
+    t, Gd = np.asarray(history["t"]), np.asarray(history["Gdot"])
+    window = (t >= T_half) & (t <= T1)
+    if not window.any():
+        raise ValueError(f"no recorded time in [T_half, T1] = [{T_half}, {T1}]")
+    g1, g2, g3 = Gd[window, 0], Gd[window, 1], -Gd[window, 2]
+    lower = g3 / np.maximum(g1, g2) - 1
+    upper = 1 - g3 / (g1 + g2)
+    return float(np.minimum(lower, upper).min())
+
+
+def proposition_e21_ratio(history: dict, T1: float, n: int, F0: float) -> float:
+    """Proposition E.21: |S_I2 - S_I3| / n <= O(F) over Phase 1 with F = max_i |F_i(0)|.
+    Returns max_{t <= T1} |S_I2 - S_I3| / (n F), which the proposition says is O(1)."""
+    t, S = np.asarray(history["t"]), np.asarray(history["S"])
+    phase1 = t <= T1
+    return float(np.abs(S[phase1, 1] - S[phase1, 2]).max() / (n * F0))
+
+
+def corollary_f13_fractions(history: dict, T1: float) -> np.ndarray:
+    """Corollary F.13: in Phase 2 the value-Gram entries (1,2), ||W_V mu_1||^2, ||W_V mu_2||^2
+    increase and (1,3), (2,3) decrease.  Returns, for the five entries in the order of
+    :data:`GRAM_SIGNS`, the fraction of recorded Phase-2 intervals on which the entry moves
+    with the stated sign."""
+    t, gram = np.asarray(history["t"]), np.asarray(history["gram"])
+    steps = np.diff(gram[t >= T1], axis=0)
+    return (np.sign(steps) == GRAM_SIGNS).mean(axis=0)
+
+
+def lemma41_ratio(params0: Params, data, sigma0: float, sigma1: float) -> float:
+    """Lemma 4.1: dG(mu_1)/dt = Theta((sigma0^2 + sigma1^2) m m1) at initialization.  Returns
+    the measured dG(mu_1)/dt at t = 0 divided by (sigma0^2 + sigma1^2) m m1 (about 1/6 at
+    g = 1/2 and uniform attention, where D(mu_1) = 1/6)."""
+    rate = reduced_velocities(params0, data)["G"][0]
+    return float(rate / ((sigma0 ** 2 + sigma1 ** 2) * params0.m * params0.m1))
