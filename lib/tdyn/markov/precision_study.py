@@ -4,9 +4,10 @@ with the path decomposition of :mod:`tdyn.markov.paths` recorded along every run
 
 Configurations (:func:`configurations`):
 
-* float32 runs of every init in ``inits`` on every chain in ``chains`` (the mechanism runs);
-* on the first chain, runs of every init in ``precision_inits`` under every other precision
-  in ``precisions`` (the precision study);
+* float32 runs of every init in ``inits`` on every chain in ``chains`` (the mechanism runs;
+  ``inits = "none"`` for none);
+* on the first chain, runs of every init in ``precision_inits`` under every precision in
+  ``precisions`` other than float32 (the precision study; ``"none"`` for none);
 * if ``arm_seq_len`` > 0, the same first-chain runs at sequence length ``arm_seq_len`` for the
   inits ``arm_inits`` and precisions ``arm_precisions``, ``arm_steps`` steps each.
 
@@ -30,6 +31,12 @@ from tdyn.markov.transformer import reference_losses, train
 EXPERIMENT = "markov_precision"
 
 
+def parse_optional_inits(text: str) -> list[str]:
+    """Like :func:`tdyn.markov.experiment.parse_inits`, but ``""`` (or ``"none"``) is no
+    initialization at all."""
+    return [] if text.strip() in ("", "none") else parse_inits(text)
+
+
 def parse_precisions(text: str) -> list[str]:
     """``"float32,float16"`` -> ["float32", "float16"], each checked against PRECISIONS."""
     return [check_precision(item.strip()) for item in text.split(",")]
@@ -48,11 +55,11 @@ def configurations(params: dict) -> list[dict]:
                        for s in range(n_seeds))
 
     for p, q in chains:
-        for init in parse_inits(params["inits"]):
+        for init in parse_optional_inits(params["inits"]):
             add(p, q, init, "float32", params["seq_len"], params["steps"], "mechanism",
                 params["n_seeds"])
     p, q = chains[0]
-    for init in parse_inits(params["precision_inits"]):
+    for init in parse_optional_inits(params["precision_inits"]):
         for precision in precisions:
             add(p, q, init, precision, params["seq_len"], params["steps"], "precision",
                 params["n_seeds"])
