@@ -13,12 +13,15 @@ import pytest
 from tdyn.markov import chain
 from tdyn.markov.figures import plot_gap_by_path, plot_precision_curves
 from tdyn.markov.precision_study import (
+    STUDY_PROFILES,
     agreement_frame,
     configurations,
     mechanism_at,
     parse_precisions,
     run_configuration,
     seeds,
+    study_params_file,
+    study_results,
 )
 from tdyn.runs.params import ParameterSpec
 from tdyn.runs.store import first_non_finite
@@ -87,3 +90,15 @@ def test_figures_draw(tiny_table):
                                       chain.entropy_rate(0.5, 0.8))
     assert len(axes[0].lines) == 4 + 2  # four precisions, two reference lines
     plt.close(fig)
+
+
+def test_committed_study_loads():
+    # The committed CPU runs of the study (chapter 4 of Part II plots them): every arm present,
+    # every run complete and finite, and the parameter files matching the stored runs.
+    table, provenances = study_results()
+    assert set(provenances) == set(STUDY_PROFILES)
+    assert (table.status == "ok").all()
+    arms = table.groupby("arm").size().to_dict()
+    assert arms == {"mechanism": 6, "precision": 6, "long": 1}
+    with pytest.raises(ValueError, match="one of"):
+        study_params_file("cpu-unknown")
