@@ -100,5 +100,6 @@ def test_committed_study_loads():
     assert (table.status == "ok").all()
     arms = table.groupby("arm").size().to_dict()
     assert arms == {"mechanism": 6, "precision": 6, "long": 1}
+    assert set(table[table.arm == "mechanism"].init) == {"standard", "proposed", "canonical"}
     with pytest.raises(ValueError, match="one of"):
         study_params_file("cpu-unknown")

@@ -33,10 +33,11 @@ from tdyn.runs.runner import collect_parameters, profile_path
 from tdyn.runs.store import REPO_ROOT, load_results, params_hash
 
 EXPERIMENT = "markov_precision"
-STUDY_PROFILES = ("cpu", "cpu-standard", "cpu-proposed", "cpu-long")
-"""The CPU runs of the study: the profile ``markov_precision-cpu.yaml`` (mechanism runs) and
-three parameter files under ``notebooks/params/markov_precision/`` (the precision runs, split
-so that they could run side by side)."""
+STUDY_PROFILES = ("cpu", "mech-proposed", "mech-canonical", "cpu-standard", "cpu-proposed",
+                  "cpu-long")
+"""The CPU runs of the study: the profile ``markov_precision-cpu.yaml`` (mechanism runs of the
+standard init) and five parameter files under ``notebooks/params/markov_precision/`` (the
+other mechanism runs and the precision runs), split so that they could run side by side."""
 
 
 def study_params_file(name: str) -> Path:
