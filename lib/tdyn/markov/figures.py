@@ -115,5 +115,6 @@ def plot_precision_curves(runs, panels: list[tuple[str, int]], unigram: float,
         ax.set_title(f"{INIT_LABELS[init]}, T = {seq_len}", fontsize=9)
         ax.set_xlabel("training step")
     axes[0, 0].set_ylabel("test loss (nats, float32)")
-    axes[0, -1].legend(fontsize=7, loc="upper right")
+    for ax in axes[0]:
+        ax.legend(fontsize=7, loc="upper right")
     return fig, axes[0]
