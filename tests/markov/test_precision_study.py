@@ -24,7 +24,7 @@ from tdyn.markov.precision_study import (
     study_results,
 )
 from tdyn.runs.params import ParameterSpec
-from tdyn.runs.store import first_non_finite
+from tdyn.runs.store import REPO_ROOT, first_non_finite
 
 
 def _params(**changes):
@@ -95,7 +95,7 @@ def test_figures_draw(tiny_table):
 def test_committed_study_loads():
     # The committed CPU runs of the study (chapter 4 of Part II plots them): every arm present,
     # every run complete and finite, and the parameter files matching the stored runs.
-    table, provenances = study_results()
+    table, provenances = study_results(root=REPO_ROOT / "data")
     assert set(provenances) == set(STUDY_PROFILES)
     assert (table.status == "ok").all()
     arms = table.groupby("arm").size().to_dict()
