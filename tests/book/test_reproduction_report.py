@@ -5,7 +5,8 @@ from pathlib import Path
 
 BOOK = Path(__file__).resolve().parents[2] / "book"
 REPORT = BOOK / "reproduction.md"
-STATUSES = {"reproduced", "reproduced with differences", "not reproduced", "not yet tested"}
+STATUSES = {"reproduced", "reproduced with differences", "not reproduced", "not testable",
+            "not yet tested"}
 ROW = re.compile(r"^\| (I{1,3})\.(\d+) \| (.+?) \| (.+?) \| (.+?) \| (.+?) \|$", re.MULTILINE)
 
 

@@ -305,3 +305,27 @@ def test_sgd_on_sampled_sequences_mirrors_the_official_canonical_runs():
     a = reduced.sgd_sampled(0.3, -1.0, 0.0, 0.5, 0.8, rng=5, steps=20)
     b = reduced.sgd_sampled(0.3, -1.0, 0.0, 0.5, 0.8, rng=5, steps=20)
     assert np.array_equal(a.e, b.e)
+
+
+@pytest.mark.parametrize(("p", "q"), [(0.5, 0.8), (0.2, 0.3)])
+@pytest.mark.parametrize("w", [-1.5, -0.3, 0.8])
+def test_unigram_line_in_e_w_b_space_has_no_strict_extremum(p, q, w):
+    # With the bias trained rather than optimized, the unigram line (0, w, b*) is a saddle
+    # where the bias-optimized loss has a "local max" (curvatures: -, 0 along w, + along b)
+    # and a non-strict minimum (flat along w) where it has a "local min".  Central finite
+    # differences of step 1e-4 on a smooth loss: error O(h^2) ~ 1e-8, far below the
+    # eigenvalues (> 0.1 in absolute value) whose signs are checked.
+    pi1 = chain.stationary(p, q)[1]
+    x0 = np.array([0.0, w, np.log(pi1 / (1 - pi1))])
+    h, eye = 1e-4, np.eye(3) * 1e-4
+    loss = lambda x: float(reduced.reduced_loss(x[0], x[1], x[2], p, q))  # noqa: E731
+    hess = np.array([[(loss(x0 + eye[i] + eye[j]) - loss(x0 + eye[i] - eye[j])
+                       - loss(x0 - eye[i] + eye[j]) + loss(x0 - eye[i] - eye[j])) / (4 * h * h)
+                      for j in range(3)] for i in range(3)])
+    eig = np.linalg.eigvalsh(hess)
+    kind = str(reduced.critical_point_type(w, p, q))
+    assert abs(eig).min() < 1e-6  # flat along w
+    if kind == "local max":
+        assert eig[0] < -0.1 and eig[2] > 0.1  # a saddle of the (e, w, b) loss
+    else:
+        assert kind == "local min" and eig[1] > 0.1  # non-strict minimum

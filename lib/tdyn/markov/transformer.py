@@ -45,6 +45,7 @@ from tdyn.markov.chain import (
     sample,
     unigram_loss,
 )
+from tdyn.markov.precision import DEFAULT_SCALE, autocast, check_precision
 
 INITS = ("standard", "proposed", "canonical")
 
@@ -203,7 +204,8 @@ def train(p: float, q: float, init: str = "standard", d: int = 8, seq_len: int =
           batch: int = 16, steps: int = 1000, lr: float = 2e-3, weight_decay: float = 1e-3,
           seed: int = 0, eval_every: int = 25, eval_batch: int = 64, device: str = "cpu",
           canonical: tuple[float, float] = (1.0, -1.0), progress=None,
-          cpu_threads: int | None = None) -> TrainResult:
+          cpu_threads: int | None = None, precision: str = "float32",
+          monitor=None) -> TrainResult:
     """Train a fresh :class:`MarkovTransformer` by next-token prediction on the chain (p, q).
 
     Every step draws ``batch`` new sequences of ``seq_len`` + 1 symbols (stationary start).
@@ -216,6 +218,14 @@ def train(p: float, q: float, init: str = "standard", d: int = 8, seq_len: int =
     on the CPU (restored afterwards; None, the default, keeps the current setting).  On two
     idle cores torch's default of two threads is faster (14 against 23 ms a step at T = 256);
     when another process holds a core, one thread is (23 against 40 ms).
+
+    ``precision`` (:data:`tdyn.markov.precision.PRECISIONS`): ``"float32"`` (the default) trains
+    without autocast; ``"float16"`` runs forward and backward under float16 autocast without a
+    gradient scaler (the official loop on a GPU); ``"float16-scaled"`` adds a
+    ``torch.amp.GradScaler`` (initial scale 2^16, dynamic); ``"bfloat16"`` uses bfloat16
+    autocast.  The test loss is always evaluated in float32, so it measures the weights.
+    ``monitor(step, model)``, if given, is called at every recorded step (step 0 included),
+    under ``torch.no_grad``, for measurements along training.
     """
     p, q = check_pq(p, q)
     for name, value in (("d", d), ("seq_len", seq_len), ("batch", batch), ("steps", steps),
@@ -224,6 +234,7 @@ def train(p: float, q: float, init: str = "standard", d: int = 8, seq_len: int =
             raise ValueError(f"{name}={value!r} must be a positive integer")
     if not lr > 0:
         raise ValueError(f"lr={lr!r} must be positive")
+    check_precision(precision)
     dev = resolve_device(device)
     with torch_threads(dev, cpu_threads):
         model = build_model(init, d=d, max_len=seq_len, seed=seed, canonical=canonical,
@@ -233,6 +244,8 @@ def train(p: float, q: float, init: str = "standard", d: int = 8, seq_len: int =
              {"params": model.no_decay_parameters(), "weight_decay": 0.0}],
             lr=lr, betas=(0.9, 0.95))
         scheduler = one_cycle(optimizer, lr, steps)
+        scaler = (torch.amp.GradScaler(dev.type, init_scale=DEFAULT_SCALE)
+                  if precision == "float16-scaled" else None)
         data_rng = np.random.default_rng(seed + 1)
         eval_seq = torch.as_tensor(sample(p, q, eval_batch, seq_len + 1, rng=seed + 2),
                                    dtype=torch.long, device=dev)
@@ -242,15 +255,24 @@ def train(p: float, q: float, init: str = "standard", d: int = 8, seq_len: int =
         eval_losses.append(loss0)
         train_losses.append(0.0)  # replaced below by the loss of the first batch at the init
         gaps.append(gap0)
+        if monitor is not None:
+            with torch.no_grad():
+                monitor(0, model)
         running, count = 0.0, 0
         start = time.perf_counter()
         for step in range(1, steps + 1):
             seq = torch.as_tensor(sample(p, q, batch, seq_len + 1, rng=data_rng), dtype=torch.long,
                                   device=dev)
-            loss = model.loss(seq)
+            with autocast(precision, dev.type):
+                loss = model.loss(seq)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
             scheduler.step()
             running += loss.item()
             count += 1
@@ -262,6 +284,9 @@ def train(p: float, q: float, init: str = "standard", d: int = 8, seq_len: int =
                 eval_losses.append(ev)
                 train_losses.append(running / count)
                 gaps.append(gap)
+                if monitor is not None:
+                    with torch.no_grad():
+                        monitor(step, model)
                 running, count = 0.0, 0
                 if progress is not None:
                     progress(step, ev)
