@@ -1,6 +1,7 @@
 """tdyn.runs.sweep: one driver for every experiment, and results that name their seeds."""
 
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,8 +127,10 @@ def test_kernel_check_agrees_with_monte_carlo_within_its_standard_error(tmp_path
     assert list(table.point) == list(range(5))
 
 
-@pytest.mark.parametrize("name", ["kernel_check", "trainability_sweep", "markov_full",
-                                  "cooccurrence"])
+SPECS = sorted(p.stem for p in (Path(kernel_check.__file__).parents[1] / "specs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", SPECS)
 def test_every_notebook_names_an_experiment_that_follows_the_protocol(name):
     from tdyn.runs.params import ParameterSpec
 

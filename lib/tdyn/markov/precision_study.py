@@ -29,8 +29,8 @@ from tdyn.markov.experiment import parse_chains, parse_inits
 from tdyn.markov.paths import mechanism, mechanism_table
 from tdyn.markov.precision import PRECISIONS, agreement_table, check_precision, gradient_agreement
 from tdyn.markov.transformer import reference_losses, train
-from tdyn.runs.runner import collect_parameters, profile_path
-from tdyn.runs.store import REPO_ROOT, load_results, params_hash
+from tdyn.runs.runner import collect_parameters, profile_folder, profile_path
+from tdyn.runs.store import load_results, params_hash
 
 EXPERIMENT = "markov_precision"
 STUDY_PROFILES = ("cpu", "mech-proposed", "mech-canonical", "cpu-standard", "cpu-proposed",
@@ -44,7 +44,7 @@ def study_params_file(name: str) -> Path:
     """The parameter file of one of :data:`STUDY_PROFILES`."""
     if name == "cpu":
         return profile_path(EXPERIMENT, "cpu")
-    path = REPO_ROOT / "notebooks" / "params" / EXPERIMENT / f"{name}.yaml"
+    path = profile_folder() / EXPERIMENT / f"{name}.yaml"
     if not path.is_file():
         raise ValueError(f"{name!r} is not one of {STUDY_PROFILES}")
     return path
