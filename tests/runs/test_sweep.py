@@ -145,3 +145,13 @@ def test_every_notebook_names_an_experiment_that_follows_the_protocol(name):
 def test_an_experiment_without_configurations_finishes_empty(tmp_path):
     run = sweep(_toy(batched=True), {"n": 0, "seed": 0}, root=tmp_path)
     assert run.entries() == [] and run.provenance["status"] == "complete"
+
+
+def test_profile_results_takes_the_experiment_or_its_name(tmp_path):
+    from tdyn.runs.store import MissingResultsError
+
+    for experiment in (kernel_check, "kernel_check"):
+        with pytest.raises(MissingResultsError, match="kernel_check"):
+            profile_results(experiment, "cpu", root=tmp_path)
+    with pytest.raises(ValueError, match="no parameter spec named"):
+        profile_results("nope", "cpu", root=tmp_path)

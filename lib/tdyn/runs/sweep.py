@@ -26,7 +26,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from tdyn.runs.protocol import check_experiment, settle_batch_size, with_seeds
+from tdyn.runs.protocol import check_experiment, load_experiment, settle_batch_size, with_seeds
 from tdyn.runs.runner import profile_results as _stored_profile_results
 from tdyn.runs.store import Run
 
@@ -92,9 +92,12 @@ def profile_results(experiment: Any, profile: str = "cpu", root: Path | None = N
     """(table, provenance) of the run of ``experiment`` made with its ``profile`` params file
     (:func:`tdyn.runs.runner.profile_results`), with a ``seeds`` column.
 
-    Runs recorded before results named their seeds get them from ``experiment.seeds`` (the
-    formula those runs used), and their provenance says so (``seeds_from_formula``).
+    ``experiment`` is the module or its name (the module its spec names).  Runs recorded
+    before results named their seeds get them from ``experiment.seeds`` (the formula those
+    runs used), and their provenance says so (``seeds_from_formula``).
     """
+    if isinstance(experiment, str):
+        experiment = load_experiment(experiment)
     check_experiment(experiment)
     table, provenance = _stored_profile_results(experiment.EXPERIMENT, profile, root)
     if "seeds" in table and not table["seeds"].isna().any():
