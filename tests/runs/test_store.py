@@ -592,5 +592,7 @@ def test_describe_run_names_the_setup_and_the_chosen_parameters():
     assert describe_run(clean).startswith(
         "run abc: 3 configurations on cuda in 1.5 min, git unknown commit; sessions with "
         "different setups (mixed)\nparameters: d = 8, lr = 0.1, seed = 0")
+    assert describe_run(provenance, []) == (
+        "run abc: 3 configurations on H100 in 1.5 min, git 0123456789 with uncommitted changes")
     with pytest.raises(KeyError, match="no parameters"):
         describe_run(provenance, ["width"])

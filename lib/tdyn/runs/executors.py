@@ -21,7 +21,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from tdyn.runs.protocol import check_experiment, settle_batch_size, with_seeds
+from tdyn.runs.protocol import (
+    check_batch_size,
+    check_experiment,
+    fixed_slices,
+    settle_batch_size,
+    with_seeds,
+)
 from tdyn.runs.store import Run, current_setup, setup_differences
 
 CLUSTERS = ("auto", "local", "slurm")
@@ -81,16 +87,14 @@ def task_chunks(experiment: Any, configs: list[dict], todo: list[int],
     """The chunks of the pending configurations ``todo``, one per array task: for a batched
     experiment the fixed slices of ``batch_size`` (default all) holding a pending one, whole;
     else ``chunk_size`` pending configurations each."""
-    for name, value in (("batch_size", batch_size), ("chunk_size", chunk_size)):
-        if value is not None and not (isinstance(value, int) and value >= 1):
-            raise ValueError(f"{name}={value!r} must be a positive integer")
+    check_batch_size(experiment, batch_size)
+    if not (isinstance(chunk_size, int) and chunk_size >= 1):
+        raise ValueError(f"chunk_size={chunk_size!r} must be a positive integer")
     if hasattr(experiment, "run_batch"):
-        size, pending = batch_size or max(len(configs), 1), set(todo)
-        slices = [range(i, min(i + size, len(configs))) for i in range(0, len(configs), size)]
-        return [[(i, configs[i]) for i in s] for s in slices if not pending.isdisjoint(s)]
-    if batch_size is not None:
-        raise ValueError(f"batch_size is only for batched experiments; "
-                         f"{experiment.EXPERIMENT!r} runs one configuration at a time")
+        pending = set(todo)
+        return [[(i, configs[i]) for i in s]
+                for s in fixed_slices(len(configs), batch_size or max(len(configs), 1))
+                if not pending.isdisjoint(s)]
     return [[(i, configs[i]) for i in todo[k:k + chunk_size]]
             for k in range(0, len(todo), chunk_size)]
 

@@ -38,18 +38,32 @@ def with_seeds(experiment: Any, config: Mapping[str, Any], params: Mapping[str, 
     return {**result, "seeds": seeds}
 
 
+def check_batch_size(experiment: Any, batch_size: int | None) -> None:
+    """Refuse, in one line, a batch size that is not a positive integer, or any batch size for
+    an experiment that runs one configuration at a time."""
+    if batch_size is None:
+        return
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
+    if not hasattr(experiment, "run_batch"):
+        raise ValueError(f"batch_size is only for batched experiments; "
+                         f"{experiment.EXPERIMENT!r} runs one configuration at a time")
+
+
+def fixed_slices(n_configs: int, size: int) -> list[range]:
+    """The ensembles of a batched run: configurations [0, size), [size, 2 size), ... of
+    ``n_configs``, the same whichever of them are pending."""
+    return [range(i, min(i + size, n_configs)) for i in range(0, n_configs, size)]
+
+
 def settle_batch_size(run: Run, experiment: Any, n_configs: int,
                       requested: int | None = None) -> int | None:
     """The ensemble size of a batched experiment's run: the one recorded when the run was
     started (``batch_size`` in its provenance), else ``requested`` (default: every
     configuration), which is then recorded.  A resume that asks for another size is refused:
     other ensembles give other floating-point results.  None for an unbatched experiment."""
-    if requested is not None and not (isinstance(requested, int) and requested >= 1):
-        raise ValueError(f"batch_size={requested!r} must be a positive integer")
+    check_batch_size(experiment, requested)
     if not hasattr(experiment, "run_batch"):
-        if requested is not None:
-            raise ValueError(f"batch_size is only for batched experiments; "
-                             f"{experiment.EXPERIMENT!r} runs one configuration at a time")
         return None
     recorded = run.provenance.get("batch_size")
     size = requested or recorded or max(n_configs, 1)

@@ -692,7 +692,7 @@ def parameter_differences(stored: Mapping[str, Any], expected: Mapping[str, Any]
 def describe_run(provenance: Mapping[str, Any], keys: Iterable[str] | None = None) -> str:
     """A run's provenance as a chapter prints it: run id, number of configurations, device,
     wall time, commit (and whether the tree had uncommitted changes or the run mixes setups),
-    then the parameters ``keys`` (all when None), one line each."""
+    then, on a second line, the parameters ``keys`` (all when None; no line for none)."""
     git = provenance.get("git") or {}
     commit = git["commit"][:10] if git.get("commit") else "unknown commit"
     if git.get("dirty"):
@@ -705,9 +705,11 @@ def describe_run(provenance: Mapping[str, Any], keys: Iterable[str] | None = Non
     unknown = sorted(set(keys) - set(params))
     if unknown:
         raise KeyError(f"run {provenance.get('run_id')} has no parameters {unknown}")
-    return (f"run {provenance.get('run_id')}: {provenance.get('n_configs')} configurations on "
-            f"{device} in {minutes:.1f} min, git {commit}{mixed}\n"
-            + "parameters: " + ", ".join(f"{k} = {params[k]}" for k in keys))
+    line = (f"run {provenance.get('run_id')}: {provenance.get('n_configs')} configurations on "
+            f"{device} in {minutes:.1f} min, git {commit}{mixed}")
+    if not keys:
+        return line
+    return line + "\nparameters: " + ", ".join(f"{k} = {params[k]}" for k in keys)
 
 
 def run_command(experiment: str) -> str:

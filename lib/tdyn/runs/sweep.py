@@ -26,7 +26,14 @@ from typing import Any
 
 from tqdm import tqdm
 
-from tdyn.runs.protocol import check_experiment, load_experiment, settle_batch_size, with_seeds
+from tdyn.runs.protocol import (
+    check_batch_size,
+    check_experiment,
+    fixed_slices,
+    load_experiment,
+    settle_batch_size,
+    with_seeds,
+)
 from tdyn.runs.runner import profile_results as _stored_profile_results
 from tdyn.runs.store import Run
 
@@ -45,11 +52,7 @@ def sweep(experiment: Any, params: Mapping[str, Any], *, batch_size: int | None 
     """
     check_experiment(experiment)
     params = dict(params)
-    if batch_size is not None and not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
-    if batch_size is not None and not hasattr(experiment, "run_batch"):
-        raise ValueError(f"batch_size is only for batched experiments; "
-                         f"{experiment.EXPERIMENT!r} runs one configuration at a time")
+    check_batch_size(experiment, batch_size)  # before the run is opened
     configs = [dict(c) for c in experiment.configurations(params)]
     run = Run.open(experiment.EXPERIMENT, params, run_id=run_id, fresh=fresh, root=root)
     try:
@@ -74,8 +77,7 @@ def _sweep_batched(run: Run, experiment: Any, configs: list[dict], params: dict,
     todo = set(run.todo(configs))
     with tqdm(total=len(configs), initial=len(configs) - len(todo), unit="config",
               desc=experiment.EXPERIMENT) as bar:
-        for first in range(0, len(configs), size):
-            indices = range(first, min(first + size, len(configs)))
+        for indices in fixed_slices(len(configs), size):
             if todo.isdisjoint(indices):
                 continue
             for position, result, seconds in experiment.run_batch(
