@@ -7,8 +7,10 @@ W_out ~ N(0, 1/d).  The residual strengths alpha_A, alpha_M are fixed architectu
 
 Training.  One batched ensemble: every configuration (hyperparameters x seed) has its own
 stacked weights, and all of them see the same training batches (common random numbers), trained
-with Adam on the cross-entropy of the masked positions.  A configuration whose loss becomes
-non-finite is recorded as diverged (its loss is NaN from then on); the others are unaffected.
+with Adam on the cross-entropy of the masked positions, at a constant learning rate or with a
+cosine decay to zero over the run.  A configuration whose loss becomes non-finite is recorded as
+diverged (its loss is NaN from then on); the others are unaffected.  An optional validation set
+(its own seed) gives the loss by which a learning rate is chosen, apart from the test set.
 """
 
 from __future__ import annotations
@@ -26,11 +28,21 @@ from tdyn.signalprop.architecture import Architecture
 from tdyn.signalprop.simulate import replicate_seed
 from tdyn.signalprop.trainability.task import TopicTask
 
+SCHEDULES = ("constant", "cosine")
+"""Learning-rate schedules: constant, or lr_t = lr (1 + cos(pi t / steps)) / 2 (t = 0 .. steps)."""
+
+VALUE_LR_RULES = ("fixed", "scaled")
+"""The learning rate of W_V: the same as every other weight's (``fixed``), or multiplied by the
+ensemble's value scale sigma_V (``scaled``: Adam then moves W_V by the same amount relative to
+its initial scale whatever sigma_V is)."""
+
 
 @dataclass(frozen=True)
 class TrainSettings:
     """Sizes and optimizer of one sweep: width d, depth, Adam learning rate, steps, batch size
-    (sequences), test set size, evaluation every ``eval_every`` steps, data seed."""
+    (sequences), test set size, evaluation every ``eval_every`` steps, data seed, learning-rate
+    schedule (:data:`SCHEDULES`), the rule for W_V's learning rate (:data:`VALUE_LR_RULES`) and
+    the validation set size (0: none)."""
 
     d: int = 32
     depth: int = 6
@@ -40,6 +52,9 @@ class TrainSettings:
     test_size: int = 512
     eval_every: int = 100
     data_seed: int = 0
+    schedule: str = "constant"
+    value_lr: str = "fixed"
+    validation_size: int = 0
 
     def __post_init__(self) -> None:
         for name in ("d", "depth", "steps", "batch", "test_size", "eval_every"):
@@ -48,6 +63,14 @@ class TrainSettings:
                 raise ValueError(f"{name}={value!r} must be an integer >= 1")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr={self.lr!r} must be a positive finite number")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule={self.schedule!r} is not allowed; choose one of "
+                             f"{SCHEDULES}")
+        if self.value_lr not in VALUE_LR_RULES:
+            raise ValueError(f"value_lr={self.value_lr!r} is not allowed; choose one of "
+                             f"{VALUE_LR_RULES}")
+        if not (isinstance(self.validation_size, int) and self.validation_size >= 0):
+            raise ValueError(f"validation_size={self.validation_size!r} must be an integer >= 0")
 
 
 @dataclass(frozen=True)
@@ -59,12 +82,17 @@ class Member:
     sigma_w: float
     sigma_A: float = 1.0
     seed: int = 0
+    sigma_V: float = 1.0
 
     def architecture(self, task: TopicTask, settings: TrainSettings, **kw) -> Architecture:
         """The :class:`Architecture` of this member at the run's sizes (n = seq_len)."""
         return Architecture(n=task.seq_len, d=settings.d, sigma_A=self.sigma_A,
                             sigma_w=self.sigma_w, alpha_A=self.alpha_A, alpha_M=self.alpha_M,
-                            **kw)
+                            sigma_V=self.sigma_V, **kw)
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.sigma_V) and self.sigma_V > 0):
+            raise ValueError(f"sigma_V={self.sigma_V!r} must be a positive finite number")
 
 
 def _layer_norm(x: torch.Tensor) -> torch.Tensor:
@@ -76,8 +104,9 @@ def init_ensemble(members: Sequence[Member], task: TopicTask, settings: TrainSet
     """Stacked trainable weights, axis 0 = member.  Member m draws from a torch generator
     seeded by (m.seed, 0), so its weights do not depend on the rest of the ensemble.
 
-    W_Q, W_K ~ N(0, sigma_A / d) (logit variance sigma_A^2 at |y|^2 = d), W_V ~ N(0, 1/d),
-    W_1 ~ N(0, sigma_w^2 / d), W_2 ~ N(0, sigma_w^2 / d) (readout tied to sigma_w, D = d).
+    W_Q, W_K ~ N(0, sigma_A / d) (logit variance sigma_A^2 at |y|^2 = d),
+    W_V ~ N(0, sigma_V^2 / d), W_1 ~ N(0, sigma_w^2 / d), W_2 ~ N(0, sigma_w^2 / d) (readout
+    tied to sigma_w, D = d).
     """
     d, depth, vocab = settings.d, settings.depth, task.vocab
     shapes = {"E": (vocab + 1, d), "Q": (depth, d, d), "K": (depth, d, d), "V": (depth, d, d),
@@ -86,7 +115,7 @@ def init_ensemble(members: Sequence[Member], task: TopicTask, settings: TrainSet
     for m in members:
         g = torch.Generator(device=device).manual_seed(replicate_seed(m.seed, 0))
         std = {"E": 1.0, "Q": math.sqrt(m.sigma_A / d), "K": math.sqrt(m.sigma_A / d),
-               "V": 1 / math.sqrt(d), "W1": m.sigma_w / math.sqrt(d),
+               "V": m.sigma_V / math.sqrt(d), "W1": m.sigma_w / math.sqrt(d),
                "W2": m.sigma_w / math.sqrt(d), "out": 1 / math.sqrt(d)}
         for key, shape in shapes.items():
             out[key].append(std[key] * torch.randn(shape, generator=g, dtype=dtype,
@@ -136,7 +165,8 @@ EVAL_SLICE = 512
 @dataclass(frozen=True)
 class TrainResult:
     """Per member: final test and train loss (NaN if diverged), the step of divergence (-1 if
-    none) and the test loss at every evaluation (shape (members, evaluations))."""
+    none), the test loss at every evaluation (shape (members, evaluations)) and the final
+    validation loss (NaN without a validation set)."""
 
     test_loss: np.ndarray
     train_loss: np.ndarray
@@ -144,6 +174,7 @@ class TrainResult:
     eval_steps: np.ndarray
     test_curve: np.ndarray
     seconds: float
+    validation_loss: np.ndarray | None = None
 
 
 def train_ensemble(members: Sequence[Member], task: TopicTask, settings: TrainSettings,
@@ -168,22 +199,28 @@ def _train(members, task, settings, dev, dtype) -> TrainResult:
     start = time.perf_counter()
     params = init_ensemble(members, task, settings, dev, dtype)
     alphas = torch.tensor([[m.alpha_A, m.alpha_M] for m in members], dtype=dtype, device=dev)
-    opt = torch.optim.Adam(params.values(), lr=settings.lr)
+    opt = _optimizer(params, members, settings)
+    schedule = None if settings.schedule == "constant" else torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda t: 0.5 * (1.0 + math.cos(math.pi * t / settings.steps)))
     data_rng = np.random.default_rng([settings.data_seed, 1])
     test = [torch.as_tensor(a, device=dev) for a in
             task.sample(settings.test_size, np.random.default_rng([settings.data_seed, 2]))]
+    validation = [torch.as_tensor(a, device=dev) for a in
+                  task.sample(settings.validation_size,
+                              np.random.default_rng([settings.data_seed, 3]))]
     diverged_at = np.full(len(members), -1)
     eval_steps, curve = [], []
     train_loss = torch.full((len(members),), math.nan)
 
-    def evaluate() -> np.ndarray:
+    def evaluate(held_out) -> np.ndarray:
         with torch.no_grad():
-            if settings.test_size <= EVAL_SLICE:
-                loss = masked_losses(forward(params, alphas, test[0]), test[1], test[2])
+            if len(held_out[0]) <= EVAL_SLICE:
+                loss = masked_losses(forward(params, alphas, held_out[0]), held_out[1],
+                                     held_out[2])
             else:  # mean over all masked positions = (sum of slice means x counts) / count
                 loss = sum(masked_losses(forward(params, alphas, x), y, m) * m.sum()
-                           for x, y, m in zip(*(t.split(EVAL_SLICE) for t in test),
-                                              strict=True)) / test[2].sum()
+                           for x, y, m in zip(*(t.split(EVAL_SLICE) for t in held_out),
+                                              strict=True)) / held_out[2].sum()
         loss = loss.cpu().numpy().astype(float)
         loss[diverged_at >= 0] = math.nan
         return loss
@@ -198,16 +235,36 @@ def _train(members, task, settings, dev, dtype) -> TrainResult:
         opt.zero_grad(set_to_none=True)
         torch.where(finite, losses, torch.zeros_like(losses)).sum().backward()
         opt.step()
+        if schedule is not None:
+            schedule.step()
         train_loss = losses.detach()
         if step % settings.eval_every == 0 or step == settings.steps:
             eval_steps.append(step)
-            curve.append(evaluate())
+            curve.append(evaluate(test))
     final_train = train_loss.cpu().numpy().astype(float)
     final_train[diverged_at >= 0] = math.nan
     curve = np.stack(curve, axis=1)
     return TrainResult(test_loss=curve[:, -1], train_loss=final_train, diverged_at=diverged_at,
                        eval_steps=np.array(eval_steps), test_curve=curve,
-                       seconds=time.perf_counter() - start)
+                       seconds=time.perf_counter() - start,
+                       validation_loss=evaluate(validation) if settings.validation_size
+                       else None)
+
+
+def _optimizer(params: dict[str, torch.Tensor], members: Sequence[Member],
+               settings: TrainSettings) -> torch.optim.Adam:
+    """Adam at ``settings.lr``; with ``value_lr="scaled"`` W_V's group runs at lr x sigma_V,
+    which needs one sigma_V in the whole ensemble."""
+    if settings.value_lr == "fixed":
+        return torch.optim.Adam(params.values(), lr=settings.lr)
+    scales = {m.sigma_V for m in members}
+    if len(scales) != 1:
+        raise ValueError(f"value_lr='scaled' needs one sigma_V per ensemble, got "
+                         f"{sorted(scales)}")
+    others = [t for key, t in params.items() if key != "V"]
+    return torch.optim.Adam([{"params": others},
+                             {"params": [params["V"]], "lr": settings.lr * scales.pop()}],
+                            lr=settings.lr)
 
 
 def task_reference_losses(task: TopicTask, settings: TrainSettings) -> dict[str, float]:
