@@ -8,7 +8,7 @@ import pytest
 
 from tdyn.runs.protocol import check_experiment, load_experiment, with_seeds
 from tdyn.runs.store import Run, load_results
-from tdyn.runs.sweep import profile_results, sweep
+from tdyn.runs.sweep import first_profile_results, profile_results, sweep
 from tdyn.signalprop import kernel_check
 
 
@@ -155,3 +155,26 @@ def test_profile_results_takes_the_experiment_or_its_name(tmp_path):
             profile_results(experiment, "cpu", root=tmp_path)
     with pytest.raises(ValueError, match="no parameter spec named"):
         profile_results("nope", "cpu", root=tmp_path)
+
+
+def test_first_profile_results_takes_the_first_stored_profile(tmp_path, monkeypatch):
+    """The GPU run when it is stored, else the CPU run; neither: the CPU profile's error."""
+    import tdyn.runs.sweep as driver
+    from tdyn.runs.store import MissingResultsError
+
+    stored = {"cpu": ("cpu table", {"params": {}})}
+
+    def fake(experiment, profile, root=None):
+        if profile not in stored:
+            raise MissingResultsError(f"no {profile} run")
+        return stored[profile]
+
+    monkeypatch.setattr(driver, "profile_results", fake)
+    assert first_profile_results(kernel_check, ("gpu", "cpu"))[2] == "cpu"
+    stored["gpu"] = ("gpu table", {"params": {}})
+    assert first_profile_results(kernel_check, ("gpu", "cpu"))[::2] == ("gpu table", "gpu")
+    stored.clear()
+    with pytest.raises(MissingResultsError, match="no cpu run"):
+        first_profile_results(kernel_check, ("gpu", "cpu"))
+    with pytest.raises(ValueError, match="at least one"):
+        first_profile_results(kernel_check, ())

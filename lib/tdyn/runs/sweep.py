@@ -35,7 +35,7 @@ from tdyn.runs.protocol import (
     with_seeds,
 )
 from tdyn.runs.runner import profile_results as _stored_profile_results
-from tdyn.runs.store import Run
+from tdyn.runs.store import MissingResultsError, Run
 
 
 def sweep(experiment: Any, params: Mapping[str, Any], *, batch_size: int | None = None,
@@ -118,3 +118,18 @@ def profile_results(experiment: Any, profile: str = "cpu", root: Path | None = N
     table = table.copy()
     table["seeds"] = seeds
     return table, {**provenance, "seeds_from_formula": True}
+
+
+def first_profile_results(experiment: Any, profiles: tuple[str, ...] = ("gpu", "cpu"),
+                          root: Path | None = None):
+    """(table, provenance, profile) of the first of ``profiles`` whose run is stored (a chapter
+    shows the GPU run when one exists, else the CPU run); raises the last profile's
+    :class:`tdyn.runs.store.MissingResultsError` when none is."""
+    if not profiles:
+        raise ValueError("profiles must name at least one profile")
+    for profile in profiles[:-1]:
+        try:
+            return (*profile_results(experiment, profile, root), profile)
+        except MissingResultsError:
+            continue
+    return (*profile_results(experiment, profiles[-1], root), profiles[-1])

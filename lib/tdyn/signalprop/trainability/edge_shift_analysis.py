@@ -6,8 +6,8 @@
    log sigma_w through the grid minimum and its two neighbours (the grid end, flagged
    ``censored``, when the minimum is there).
 3. Does the optimum follow the edge?  The least-squares slope of optimal sigma_w on the
-   theoretical edge sigma_w over the slices: about 1 if the exponents decide the loss, about 0
-   if (alpha, sigma_w) do.
+   theoretical edge sigma_w over the slices, within each alpha (so over sigma_V only): about 1
+   if the exponents decide the loss, about 0 if (alpha, sigma_w) do.
 4. Transfer: each predictor is fitted on the points of one sigma_V and scored on the others
    (out-of-slice R^2 about the held-out mean, and Spearman); the sigma_V-blind model in
    (alpha, log sigma_w) cannot see the intervention.
@@ -101,13 +101,19 @@ def slice_optima(points: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def edge_slope(optima: pd.DataFrame, protocol: str = "fp") -> tuple[float, float]:
-    """(slope, intercept) of the least-squares line optimal sigma_w = a + b edge sigma_w."""
-    edge = optima[f"edge_sigma_w_{protocol}"].to_numpy()
-    if len(edge) < 2 or np.ptp(edge) == 0:
-        return np.nan, np.nan
-    slope, intercept = np.polyfit(edge, optima["optimal_sigma_w"].to_numpy(), 1)
-    return float(slope), float(intercept)
+def edge_slope(optima: pd.DataFrame, protocol: str = "fp") -> float:
+    """The slope b of optimal sigma_w = a_alpha + b edge sigma_w, least squares with one
+    intercept per alpha (both sides centred within each alpha): only the sigma_V intervention
+    moves the edge at fixed alpha, so b is read off the variation that the hyperparameter
+    baseline cannot see (alpha moves the edge too, and the optimum for reasons of its own)."""
+    edge = optima[f"edge_sigma_w_{protocol}"]
+    groups = optima["alpha"]
+    x = (edge - edge.groupby(groups).transform("mean")).to_numpy()
+    y = optima["optimal_sigma_w"]
+    y = (y - y.groupby(groups).transform("mean")).to_numpy()
+    if not np.any(np.abs(x) > 1e-12):
+        return np.nan
+    return float(np.dot(x, y) / np.dot(x, x))
 
 
 def _blind(frame: pd.DataFrame) -> np.ndarray:
@@ -122,6 +128,15 @@ def _exponents(suffix: str, scaled: bool = False) -> Callable[[pd.DataFrame], np
     return features
 
 
+def _magnitudes(suffix: str, scaled: bool = False) -> Callable[[pd.DataFrame], np.ndarray]:
+    def features(frame: pd.DataFrame) -> np.ndarray:
+        factor = frame["depth"].to_numpy() if scaled else 1.0
+        return np.stack([np.ones(len(frame)),
+                         np.abs(factor * frame[f"lambda_a_{suffix}"].to_numpy()),
+                         np.abs(factor * frame[f"lambda_g_{suffix}"].to_numpy())], axis=1)
+    return features
+
+
 def _null(frame: pd.DataFrame) -> np.ndarray:
     return np.ones((len(frame), 1))
 
@@ -131,14 +146,20 @@ PREDICTORS: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
     "quadratic in alpha, log sigma_w (sigma_V-blind)": _blind,
     "quadratic in lambda_a, lambda_g at q*": _exponents("fp"),
     "quadratic in lambda_a, lambda_g from q0 = 1 over L layers": _exponents("ln"),
+    "linear in |lambda_a|, |lambda_g| at q*": _magnitudes("fp"),
+    "linear in |lambda_a|, |lambda_g| from q0 = 1 over L layers": _magnitudes("ln"),
 }
-"""Competing predictors of the seed-mean test loss, as design-matrix builders."""
+"""Competing predictors of the seed-mean test loss, as design-matrix builders.  The linear
+models in |lambda| are the claim in its simplest form (the loss is least where both exponents
+vanish) and, unlike a quadratic, do not curve away outside the exponents seen in training."""
 
 DEPTH_PREDICTORS: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
     "null (the training points' mean)": _null,
     "quadratic in alpha, log sigma_w (depth-blind)": _blind,
     "quadratic in L lambda_a, L lambda_g at q*": _exponents("fp", scaled=True),
     "quadratic in L lambda_a, L lambda_g from q0 = 1": _exponents("ln", scaled=True),
+    "linear in L |lambda_a|, L |lambda_g| at q*": _magnitudes("fp", scaled=True),
+    "linear in L |lambda_a|, L |lambda_g| from q0 = 1": _magnitudes("ln", scaled=True),
 }
 """The predictors carried from the main depth to the deep arm (depth-scaled exponents)."""
 
@@ -147,14 +168,15 @@ def transfer(train: pd.DataFrame, test: pd.DataFrame,
              features: Callable[[pd.DataFrame], np.ndarray]) -> tuple[float, float]:
     """(R^2, Spearman) on ``test`` of a least-squares fit on ``train`` (rows with a finite
     loss); R^2 = 1 - SS_res / SS_tot about the held-out mean, so a constant scores <= 0."""
-    from scipy.stats import spearmanr
+    from scipy.stats import rankdata
 
     train = train[np.isfinite(train["test_loss"])]
     test = test[np.isfinite(test["test_loss"])]
     coef, *_ = np.linalg.lstsq(features(train), train["test_loss"].to_numpy(), rcond=None)
     pred, truth = features(test) @ coef, test["test_loss"].to_numpy()
     r2 = 1 - np.sum((truth - pred) ** 2) / np.sum((truth - truth.mean()) ** 2)
-    rank = spearmanr(pred, truth).statistic if np.ptp(pred) > 0 else np.nan
+    # Spearman: the correlation of the ranks (ties averaged); undefined for a constant
+    rank = np.corrcoef(rankdata(pred), rankdata(truth))[0, 1] if np.ptp(pred) > 0 else np.nan
     return float(r2), float(rank)
 
 
@@ -168,11 +190,12 @@ def slice_transfer(points: pd.DataFrame, near_identity: bool = True) -> dict[str
     """Per predictor of :data:`PREDICTORS`: (R^2, Spearman) averaged over the choices of the
     training sigma_V, each scored on the points of every other sigma_V of the main arm."""
     main = main_points(points, near_identity)
-    values = sorted(main["sigma_V"].unique())
+    main = main[np.isfinite(main["test_loss"])]
+    splits = [(main[main["sigma_V"] == v], main[main["sigma_V"] != v])
+              for v in sorted(main["sigma_V"].unique())]
     out = {}
     for name, features in PREDICTORS.items():
-        scores = [transfer(main[main["sigma_V"] == v], main[main["sigma_V"] != v], features)
-                  for v in values]
+        scores = [transfer(train, test, features) for train, test in splits]
         out[name] = tuple(float(np.mean(s)) for s in zip(*scores, strict=True))
     return out
 
@@ -208,7 +231,9 @@ def value_lr_shift(optima: pd.DataFrame) -> dict[str, float]:
 
 
 def statistics(table: pd.DataFrame, seeds: Sequence[int] | None = None) -> dict[str, float]:
-    """Every number of the verdict, flat, from one (resampled) set of seeds."""
+    """Every number of the verdict, flat, from one (resampled) set of seeds: the slopes
+    ``slope_<protocol>_<set>`` and the transfer scores ``<r2|spearman>::<predictor>::<set>``
+    (sets: ``all``, ``no_near_identity``, ``deep``), and the value-arm shifts."""
     points = point_losses(table, seeds)
     optima = slice_optima(points)
     out = {}
@@ -217,11 +242,11 @@ def statistics(table: pd.DataFrame, seeds: Sequence[int] | None = None) -> dict[
         tag = "all" if near_identity else "no_near_identity"
         part = main if near_identity else main[main["alpha"] >= NEAR_IDENTITY_ALPHA]
         for protocol in ("fp", "ln"):
-            out[f"slope_{protocol}_{tag}"] = edge_slope(part, protocol)[0]
+            out[f"slope_{protocol}_{tag}"] = edge_slope(part, protocol)
         for name, (r2, rank) in slice_transfer(points, near_identity).items():
-            out[f"r2|{name}|{tag}"], out[f"spearman|{name}|{tag}"] = r2, rank
+            out[f"r2::{name}::{tag}"], out[f"spearman::{name}::{tag}"] = r2, rank
     for name, (r2, rank) in depth_transfer(points).items():
-        out[f"r2|{name}|deep"], out[f"spearman|{name}|deep"] = r2, rank
+        out[f"r2::{name}::deep"], out[f"spearman::{name}::deep"] = r2, rank
     out.update(value_lr_shift(optima))
     return out
 
@@ -257,3 +282,20 @@ def flatness(table: pd.DataFrame) -> pd.Series:
         mean = np.nanmean(curves, axis=0)
         drops.append(mean[quarter] - mean[-1])
     return pd.Series(drops, name="last_quarter_drop")
+
+
+def transfer_table(boot: pd.DataFrame) -> pd.DataFrame:
+    """The transfer scores of :func:`seed_bootstrap` as a table: one row per (predictor, set),
+    where the set is ``all`` (every main-arm slice), ``no_near_identity`` (alpha >= 0.2) or
+    ``deep`` (fitted on the main depth, scored on the deep arm), with R^2 and Spearman and their
+    intervals."""
+    rows = {}
+    for key, row in boot.iterrows():
+        parts = key.split("::")
+        if len(parts) != 3:
+            continue
+        score, predictor, which = parts
+        entry = rows.setdefault((predictor, which), {"predictor": predictor, "set": which})
+        entry[score] = row["value"]
+        entry[f"{score}_low"], entry[f"{score}_high"] = row["low"], row["high"]
+    return pd.DataFrame(list(rows.values()))

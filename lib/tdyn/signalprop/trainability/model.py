@@ -37,6 +37,16 @@ ensemble's value scale sigma_V (``scaled``: Adam then moves W_V by the same amou
 its initial scale whatever sigma_V is)."""
 
 
+def learning_rate_factor(step: int, steps: int, schedule: str) -> float:
+    """lr_t / lr after ``step`` of ``steps`` updates (:data:`SCHEDULES`): 1, or the cosine
+    (1 + cos(pi t / steps)) / 2, which falls from 1 at t = 0 to 0 at t = steps."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule={schedule!r} is not allowed; choose one of {SCHEDULES}")
+    if schedule == "constant":
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * step / steps))
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """Sizes and optimizer of one sweep: width d, depth, Adam learning rate, steps, batch size
@@ -201,7 +211,7 @@ def _train(members, task, settings, dev, dtype) -> TrainResult:
     alphas = torch.tensor([[m.alpha_A, m.alpha_M] for m in members], dtype=dtype, device=dev)
     opt = _optimizer(params, members, settings)
     schedule = None if settings.schedule == "constant" else torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda t: 0.5 * (1.0 + math.cos(math.pi * t / settings.steps)))
+        opt, lambda t: learning_rate_factor(t, settings.steps, settings.schedule))
     data_rng = np.random.default_rng([settings.data_seed, 1])
     test = [torch.as_tensor(a, device=dev) for a in
             task.sample(settings.test_size, np.random.default_rng([settings.data_seed, 2]))]
