@@ -253,3 +253,39 @@ def test_resampled_seeds_weight_the_means():
     twice_first = analysis.point_losses(table, seeds=[0, 0])
     first = analysis.point_losses(table[table["seed_index"] == 0])
     pd.testing.assert_series_equal(twice_first["test_loss"], first["test_loss"])
+
+
+def test_value_arm_shift_compares_the_optimum_under_both_learning_rate_rules():
+    """Main arm optimum on the edge, value arm optimum fixed at 2: the main shift equals the
+    edge's shift between the extreme sigma_V, the value shift is 0."""
+    main = synthetic_table(lambda edge, alpha: edge)
+    value = synthetic_table(lambda edge, alpha: 2.0)
+    value = value[value["sigma_V"].isin([0.5, 2.0]) & (value["alpha"] == 0.4)].assign(
+        arm="value", value_lr="scaled")
+    optima = analysis.slice_optima(analysis.point_losses(pd.concat([main, value])))
+    shifts = analysis.value_lr_shift(optima)
+    assert shifts["edge_shift_fp"] == pytest.approx(1.5)
+    assert shifts["main_shift"] == pytest.approx(1.5, abs=0.05)
+    assert shifts["value_shift"] == pytest.approx(0.0, abs=0.05)
+
+
+def test_depth_transfer_scores_the_deep_arm_with_depth_scaled_exponents():
+    """A loss that is a function of L lambda_a: the depth-scaled exponents carry over from the
+    main depth to a deeper arm exactly, the depth-blind model does not."""
+    main = synthetic_table(lambda edge, alpha: edge)
+    deep = main[main["alpha"] == 0.4].assign(arm="deep", depth=12)
+    for frame, depth in ((main, 4), (deep, 12)):
+        frame["test_loss"] = (depth * frame["lambda_a_fp"]) ** 2
+        frame["validation_loss"] = frame["test_loss"] + np.where(frame["lr"] == 0.01, 0, 1)
+    scores = analysis.depth_transfer(analysis.point_losses(pd.concat([main, deep])))
+    assert scores["quadratic in L lambda_a, L lambda_g at q*"][0] == pytest.approx(1.0)
+    assert scores["quadratic in alpha, log sigma_w (depth-blind)"][0] < 0.5
+
+
+def test_flatness_reads_the_last_quarter_of_the_chosen_curves():
+    table = synthetic_table(lambda edge, alpha: edge, seeds=2)
+    table["eval_steps"] = [[100, 200, 300, 400]] * len(table)
+    table["test_curve"] = [[3.0, 2.0, 1.5, 1.4]] * len(table)
+    drops = analysis.flatness(table)
+    assert len(drops) == len(analysis.point_losses(table))
+    assert np.allclose(drops, 0.1)
