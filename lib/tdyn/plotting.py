@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import matplotlib as mpl
 import seaborn as sns
+from matplotlib import patheffects
 
 PALETTE = sns.color_palette("colorblind")
 """Colour-blind-safe qualitative palette (seaborn's ``colorblind``)."""
@@ -25,6 +26,11 @@ DIVERGING_CMAP = "RdBu_r"
 
 LINE_STYLES = ("-", "--", ":", "-.")
 """Line styles to pair with :data:`PALETTE`, so curves differ by more than colour."""
+
+OUTLINED = (patheffects.Stroke(linewidth=3.8, foreground="black"), patheffects.Normal())
+"""Path effects that draw a light line with a dark edge: ``path_effects=OUTLINED`` keeps a white
+contour visible on dark and light cells of a heat map, and its legend sample on the white
+legend box."""
 
 TEXT_WIDTH = 88
 """Characters per line of printed messages (the book's column at desktop width)."""
