@@ -55,6 +55,8 @@ _RC = {
     "axes.titlesize": 11,
     "axes.labelsize": 11,
     "mathtext.fontset": "cm",
+    # log-axis ticks from 0.001 to 1000 as plain numbers (0.2, 3, 40), not 2 x 10^-1
+    "axes.formatter.min_exponent": 3,
 }
 
 

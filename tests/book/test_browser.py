@@ -39,12 +39,15 @@ CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 # Pages to photograph (the first that exists of each list): the front page, a derivation,
 # a phase diagram.
+# a page, scrolled to an anchor when one is given.
 SCREENSHOT_PAGES = {
     "front": ["intro"],
-    "derivation": ["part1/attention", "part1/particles", "part2/landscape", "intro"],
-    "phase_diagram": ["part1/joint_phase_diagram", "part1/angle_exponent", "part1/mlp_phases"],
+    "derivation": ["part1/attention#step-2-the-gram-matrix-of-the-attention-output",
+                   "part1/particles", "intro"],
+    "phase_diagram": ["part1/joint_phase_diagram#fig-part1-joint-phases",
+                      "part1/angle_exponent", "part1/mlp_phases"],
 }
-PHONE_SCREENSHOT = ["part1/mlp_phases", "intro"]
+PHONE_SCREENSHOT = ["part1/mlp_phases#fig-part1-rho-map", "intro"]
 DESKTOP, PHONE = (1400, 1600), (390, 844)
 
 pytestmark = [
@@ -143,8 +146,11 @@ const distorted = () => [...document.querySelectorAll('main img')]
 OVERFLOWING = """
 const overflowing = () => {
   const width = document.documentElement.clientWidth;
-  const clipped = (e) => { for (let a = e.parentElement; a; a = a.parentElement) {
-      const o = getComputedStyle(a).overflowX; if (o !== 'visible') return a !== document.body
+  // inside a box that scrolls or clips, or in a fixed layer (the theme's off-canvas drawers)
+  const clipped = (e) => { for (let a = e; a; a = a.parentElement) {
+      const style = getComputedStyle(a);
+      if (style.position === 'fixed') return true;
+      if (a !== e && style.overflowX !== 'visible') return a !== document.body
         && a !== document.documentElement; } return false; };
   const found = [...document.querySelectorAll('body *')].filter(e => {
     const r = e.getBoundingClientRect();
@@ -288,16 +294,19 @@ def test_every_page_fits_a_phone(site, browser):
 def test_screenshots_of_key_pages(site, browser):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     pages = toc_pages()
-    shots = [(name, next((p for p in candidates if p in pages), None), DESKTOP)
-             for name, candidates in SCREENSHOT_PAGES.items()]
-    shots.append(("phone", next((p for p in PHONE_SCREENSHOT if p in pages), None), PHONE))
+    def first(candidates):
+        return next((p for p in candidates if p.split("#")[0] in pages), None)
+
+    shots = [(name, first(candidates), DESKTOP) for name, candidates in SCREENSHOT_PAGES.items()]
+    shots.append(("phone", first(PHONE_SCREENSHOT), PHONE))
     taken = []
     try:
         for name, page, size in shots:
             if page is None:
                 continue
             _viewport(browser, size, mobile=size == PHONE)
-            _open(browser, urljoin(site, f"{page}.html"))
+            page, _, anchor = page.partition("#")
+            _open(browser, urljoin(site, f"{page}.html") + (f"#{anchor}" if anchor else ""))
             path = SCREENSHOTS / f"{name}.png"
             assert browser.save_screenshot(str(path)), f"no screenshot of {page}"
             assert path.stat().st_size > 10_000, f"screenshot of {page} looks empty"
