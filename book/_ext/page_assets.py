@@ -7,7 +7,12 @@
   sphinx-togglebutton reach each page twice (once registered with file name ``None``, once
   with ``""``), so every page declared ``const THEBE_JS_URL`` twice and the browser reported
   a SyntaxError.  This keeps one copy of each script (same file, priority and inline body).
+* Status words, not emoji.  myst-nb's execution table (``{nb-exec-table}``) marks each
+  chapter with a tick or cross emoji, empty boxes without an emoji font; it says "passed" or
+  "failed" instead.
 """
+
+from myst_nb.ext import execution_tables
 
 
 def _drop_duplicate_scripts(app, pagename, templatename, context, doctree):
@@ -23,6 +28,7 @@ def _drop_duplicate_scripts(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
+    execution_tables._key2transform["succeeded"] = lambda ok: "passed" if ok is True else "failed"
     app.set_html_assets_policy("always")
     # Run after the theme and the other extensions have added their page scripts.
     app.connect("html-page-context", _drop_duplicate_scripts, priority=900)

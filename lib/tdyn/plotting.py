@@ -1,4 +1,4 @@
-"""The single figure style of the book.
+"""The single figure style of the book, and how a chapter shows a call that fails.
 
 Figures are drawn on an opaque white canvas with dark ink, so they read the same on the
 light and the dark page themes, use seaborn's colour-blind-safe palette, and are rendered
@@ -7,8 +7,13 @@ at high resolution.  Call :func:`use_book_style` once at the top of a chapter or
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import matplotlib as mpl
 import seaborn as sns
+from matplotlib import patheffects
 
 PALETTE = sns.color_palette("colorblind")
 """Colour-blind-safe qualitative palette (seaborn's ``colorblind``)."""
@@ -18,6 +23,17 @@ SEQUENTIAL_CMAP = "viridis"
 
 DIVERGING_CMAP = "RdBu_r"
 """Diverging map for signed quantities such as Lyapunov exponents (zero is white)."""
+
+LINE_STYLES = ("-", "--", ":", "-.")
+"""Line styles to pair with :data:`PALETTE`, so curves differ by more than colour."""
+
+OUTLINED = (patheffects.Stroke(linewidth=3.8, foreground="black"), patheffects.Normal())
+"""Path effects that draw a light line with a dark edge: ``path_effects=OUTLINED`` keeps a white
+contour visible on dark and light cells of a heat map, and its legend sample on the white
+legend box."""
+
+TEXT_WIDTH = 88
+"""Characters per line of printed messages (the book's column at desktop width)."""
 
 _RC = {
     "figure.figsize": (6.0, 3.8),
@@ -30,11 +46,17 @@ _RC = {
     "grid.alpha": 0.3,
     "axes.spines.top": False,
     "axes.spines.right": False,
-    "legend.frameon": False,
+    # Legends sit on an opaque box, so a legend that overlaps data stays readable.
+    "legend.frameon": True,
+    "legend.framealpha": 0.92,
+    "legend.facecolor": "white",
+    "legend.edgecolor": "0.8",
     "font.size": 11,
     "axes.titlesize": 11,
     "axes.labelsize": 11,
     "mathtext.fontset": "cm",
+    # log-axis ticks from 0.001 to 1000 as plain numbers (0.2, 3, 40), not 2 x 10^-1
+    "axes.formatter.min_exponent": 3,
 }
 
 
@@ -50,3 +72,19 @@ def use_book_style() -> None:
         set_matplotlib_formats("retina")
     except ImportError:  # pragma: no cover - outside a kernel
         pass
+
+
+@contextmanager
+def shows_error(*expected: type[BaseException]) -> Iterator[None]:
+    """Run the ``with`` block, which must raise one of ``expected``, and print the error as
+    one ``Name: message`` line, wrapped at :data:`TEXT_WIDTH` (no traceback).
+
+    For chapters that demonstrate a deliberate failure; a block that does not raise is an
+    error (``AssertionError``), so the demonstration cannot silently stop failing.
+    """
+    try:
+        yield
+    except expected as error:
+        print(textwrap.fill(f"{type(error).__name__}: {error}", TEXT_WIDTH))
+    else:
+        raise AssertionError(f"expected {', '.join(e.__name__ for e in expected)}")

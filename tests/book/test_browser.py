@@ -1,9 +1,17 @@
 """Every page of the built book, as a reader sees it in headless Chromium.
 
 Builds the book (served from the execution cache when nothing changed), serves it on
-loopback and opens each page: no console errors, every equation typeset by the bundled
-MathJax (no raw TeX left), every image loaded, every internal link and anchor resolving.
-Screenshots of a few pages are saved to book/_build/screenshots/ as build artefacts.
+loopback and opens each page at 1400 px and at a 390 x 844 phone viewport: no console
+errors, every equation typeset by the bundled MathJax (no raw TeX left), every image loaded
+and at its own aspect ratio (within 2 %), no element wider than the viewport (the page never
+scrolls sideways), every internal link and anchor resolving, every figure numbered with a
+caption and alt text that is not a file name, no output showing a traceback, a warning or a
+local path, and no network request to anything but the local server (Chrome's DevTools
+performance log).
+
+Screenshots, for a reader to look at: book/_build/screenshots/front.png (the front page),
+derivation.png (a Part I derivation), phase_diagram.png (a phase diagram), phone.png (a
+Part I chapter at 390 px).
 
 Skips, with the reason, only when Chromium or ChromeDriver is not installed (Debian's
 `chromium` and `chromium-driver`; .ci/run installs them).
@@ -12,6 +20,7 @@ Skips, with the reason, only when Chromium or ChromeDriver is not installed (Deb
 import functools
 import http.server
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -30,11 +39,16 @@ CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 # Pages to photograph (the first that exists of each list): the front page, a derivation,
 # a phase diagram.
+# a page, scrolled to an anchor when one is given.
 SCREENSHOT_PAGES = {
     "front": ["intro"],
-    "derivation": ["part1/attention", "part1/particles", "part2/landscape", "intro"],
-    "phase_diagram": ["part1/angle_exponent", "part1/mlp_phases"],
+    "derivation": ["part1/attention#step-2-the-gram-matrix-of-the-attention-output",
+                   "part1/particles", "intro"],
+    "phase_diagram": ["part1/joint_phase_diagram#fig-part1-joint-phases",
+                      "part1/angle_exponent", "part1/mlp_phases"],
 }
+PHONE_SCREENSHOT = ["part1/mlp_phases#fig-part1-rho-map", "intro"]
+DESKTOP, PHONE = (1400, 1600), (390, 844)
 
 pytestmark = [
     pytest.mark.slow,
@@ -98,9 +112,11 @@ def browser():
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--window-size=1280,1600", f"--user-data-dir={profile}"):
+                 "--disable-sync", "--window-size={},{}".format(*DESKTOP),
+                 f"--user-data-dir={profile}"):
         options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # performance: every network request of a page (Network.requestWillBeSent)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     driver.set_page_load_timeout(60)
     driver.set_script_timeout(60)
@@ -125,13 +141,36 @@ const distorted = () => [...document.querySelectorAll('main img')]
   .filter(r => Math.abs(r.ratio - 1) > 0.02);
 """
 
-PAGE_REPORT = DISTORTED + """
+# Elements that stick out of the viewport, outside any box that scrolls or clips them: what
+# makes the page scroll sideways.
+OVERFLOWING = """
+const overflowing = () => {
+  const width = document.documentElement.clientWidth;
+  // inside a box that scrolls or clips, or in a fixed layer (the theme's off-canvas drawers)
+  const clipped = (e) => { for (let a = e; a; a = a.parentElement) {
+      const style = getComputedStyle(a);
+      if (style.position === 'fixed') return true;
+      if (a !== e && style.overflowX !== 'visible') return a !== document.body
+        && a !== document.documentElement; } return false; };
+  const found = [...document.querySelectorAll('body *')].filter(e => {
+    const r = e.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && r.right > width + 1 && !clipped(e); });
+  const outer = found.filter(e => !found.includes(e.parentElement));
+  return {scrollWidth: document.documentElement.scrollWidth, width: width,
+          elements: outer.slice(0, 5).map(e => e.tagName.toLowerCase() + '.' +
+            [...e.classList].join('.') + ' (' + Math.round(e.getBoundingClientRect().right) + ')')};
+};
+"""
+
+PAGE_REPORT = DISTORTED + OVERFLOWING + """
 const text = (root) => { const c = root.cloneNode(true);
   // .onlyprint: the theme's print-only title, hidden on screen
   c.querySelectorAll('pre, code, script, style, mjx-container, .highlight, .onlyprint')
    .forEach(e => e.remove());
   return c.textContent; };
 const maths = [...document.querySelectorAll('.math')];
+const outputs = [...document.querySelectorAll('.cell_output')].map(o => o.textContent);
+const images = [...document.querySelectorAll('main .cell_output img')];
 return {
   math: maths.length,
   untypeset: maths.filter(m => !m.querySelector('mjx-container')).length,
@@ -141,9 +180,33 @@ return {
   brokenImages: [...document.images].filter(i => !(i.complete && i.naturalWidth > 0))
                 .map(i => i.getAttribute('src')),
   distortedImages: distorted(),
+  overflow: overflowing(),
+  badOutputs: outputs.filter(o => /Traceback|Warning|\\/(work|root|home)\\//.test(o))
+                     .map(o => o.trim().slice(0, 160)),
+  uncaptioned: images.filter(i => { const f = i.closest('figure');
+      return !(f && f.id && f.querySelector('figcaption .caption-number')
+               && f.querySelector('figcaption').textContent.trim().length > 20); })
+    .map(i => i.getAttribute('src').split('/').pop().slice(0, 12)),
+  badAlt: images.map(i => i.getAttribute('alt') || '')
+    .filter(a => a.length < 20 || /[0-9a-f]{16}|\\.(png|svg|jpe?g)$/i.test(a)),
   links: [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href')),
 };
 """
+
+
+def _requests(browser) -> list[str]:
+    """URLs the browser requested since the last call (Chrome's performance log)."""
+    urls = []
+    for entry in browser.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+def _foreign(urls: list[str], base: str) -> list[str]:
+    """The requests that do not go to the local server (inline data excepted)."""
+    return [u for u in urls if not u.startswith((base, "data:", "blob:", "about:"))]
 
 
 def _check_internal_link(page_url: str, href: str, base: str) -> str | None:
@@ -165,20 +228,39 @@ def _check_internal_link(page_url: str, href: str, base: str) -> str | None:
     return None
 
 
+def _viewport(browser, size: tuple[int, int], mobile: bool = False) -> None:
+    """Give pages a viewport of exactly ``size`` CSS pixels (a phone's when ``mobile``)."""
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": mobile})
+
+
+def _open(browser, url: str) -> None:
+    """Load ``url`` and wait for MathJax."""
+    browser.get(url)
+    assert browser.execute_async_script(WAIT_FOR_MATHJAX), f"MathJax failed to start on {url}"
+
+
 @pytest.mark.parametrize("page", toc_pages())
 def test_page_renders_for_a_reader(page, site, browser):
     url = urljoin(site, f"{page}.html")
-    browser.get_log("browser")  # drop messages of earlier pages
-    browser.get(url)
-    assert browser.execute_async_script(WAIT_FOR_MATHJAX), "MathJax failed to start"
+    _viewport(browser, DESKTOP)
+    browser.get_log("browser")  # drop messages and requests of earlier pages
+    _requests(browser)
+    _open(browser, url)
     report = browser.execute_script(PAGE_REPORT)
     errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == [], f"console errors on {page}: {errors}"
+    assert _foreign(_requests(browser), site) == [], "requests to other servers than the book's"
     assert report["untypeset"] == 0, f"{report['untypeset']} of {report['math']} equations"
     assert report["mathErrors"] == 0, "MathJax reported TeX errors"
     assert report["rawTex"] == [], "raw TeX (a dollar sign or a command) left in the text"
     assert report["brokenImages"] == [], "images that did not load"
-    assert report["distortedImages"] == [], "images not at their own aspect ratio (1280 px)"
+    assert report["distortedImages"] == [], "images not at their own aspect ratio (1400 px)"
+    assert report["overflow"]["elements"] == [], "elements wider than the viewport (1400 px)"
+    assert report["overflow"]["scrollWidth"] <= report["overflow"]["width"], "page scrolls sideways"
+    assert report["badOutputs"] == [], "outputs with a traceback, a warning or a local path"
+    assert report["uncaptioned"] == [], "figures without a number and a caption"
+    assert report["badAlt"] == [], "figures whose alt text is a file name, or missing"
     problems = [p for href in report["links"] if not href.startswith(("mailto:", "javascript:"))
                 if (p := _check_internal_link(url, href, site))]
     assert problems == [], "broken internal links"
@@ -188,34 +270,47 @@ def test_page_renders_for_a_reader(page, site, browser):
             "a chapter with code offers its executed notebook for download")
 
 
-def test_figures_keep_their_shape_on_a_phone(site, browser):
-    """At a 390 x 844 viewport every image is scaled down to the column, width and height
-    together (within 2 % of its own aspect ratio)."""
-    browser.set_window_size(390, 844)
+def test_every_page_fits_a_phone(site, browser):
+    """At a 390 x 844 phone viewport every image is scaled down to the column, width and
+    height together (within 2 % of its own aspect ratio), and nothing is wider than the
+    screen: no page scrolls sideways."""
+    _viewport(browser, PHONE, mobile=True)
+    distorted, overflowing = {}, {}
     try:
-        distorted = {}
         for page in toc_pages():
-            browser.get(urljoin(site, f"{page}.html"))
-            found = browser.execute_script(DISTORTED + "return distorted();")
-            if found:
-                distorted[page] = found
+            _open(browser, urljoin(site, f"{page}.html"))
+            found = browser.execute_script(DISTORTED + OVERFLOWING
+                                           + "return [distorted(), overflowing()];")
+            if found[0]:
+                distorted[page] = found[0]
+            if found[1]["elements"] or found[1]["scrollWidth"] > found[1]["width"]:
+                overflowing[page] = found[1]
     finally:
-        browser.set_window_size(1280, 1600)
+        _viewport(browser, DESKTOP)
     assert distorted == {}, f"images not at their own aspect ratio at 390 px: {distorted}"
+    assert overflowing == {}, f"pages wider than a 390 px screen: {overflowing}"
 
 
 def test_screenshots_of_key_pages(site, browser):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     pages = toc_pages()
+    def first(candidates):
+        return next((p for p in candidates if p.split("#")[0] in pages), None)
+
+    shots = [(name, first(candidates), DESKTOP) for name, candidates in SCREENSHOT_PAGES.items()]
+    shots.append(("phone", first(PHONE_SCREENSHOT), PHONE))
     taken = []
-    for name, candidates in SCREENSHOT_PAGES.items():
-        page = next((p for p in candidates if p in pages), None)
-        if page is None:
-            continue
-        browser.get(urljoin(site, f"{page}.html"))
-        browser.execute_async_script(WAIT_FOR_MATHJAX)
-        path = SCREENSHOTS / f"{name}.png"
-        assert browser.save_screenshot(str(path)), f"no screenshot of {page}"
-        assert path.stat().st_size > 10_000, f"screenshot of {page} looks empty"
-        taken.append(name)
-    assert "front" in taken
+    try:
+        for name, page, size in shots:
+            if page is None:
+                continue
+            _viewport(browser, size, mobile=size == PHONE)
+            page, _, anchor = page.partition("#")
+            _open(browser, urljoin(site, f"{page}.html") + (f"#{anchor}" if anchor else ""))
+            path = SCREENSHOTS / f"{name}.png"
+            assert browser.save_screenshot(str(path)), f"no screenshot of {page}"
+            assert path.stat().st_size > 10_000, f"screenshot of {page} looks empty"
+            taken.append(name)
+    finally:
+        _viewport(browser, DESKTOP)
+    assert {"front", "phone"} <= set(taken)

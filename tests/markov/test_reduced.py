@@ -1,6 +1,7 @@
 """tdyn.markov, reduced (e, w, b) model: loss, gradient, flow, energy, critical points, basins."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -329,3 +330,15 @@ def test_unigram_line_in_e_w_b_space_has_no_strict_extremum(p, q, w):
         assert eig[0] < -0.1 and eig[2] > 0.1  # a saddle of the (e, w, b) loss
     else:
         assert kind == "local min" and eig[1] > 0.1  # non-strict minimum
+
+
+def test_gradient_descent_lets_a_diverging_start_diverge_without_warnings():
+    rng = np.random.default_rng(0)
+    e0, w0 = rng.normal(size=(2, 600)) * 4.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run = reduced.gradient_descent(e0, w0, 0.1, 0.1, lr=0.02, steps=10_000,
+                                       record_every=10_000)
+    diverged = np.isnan(run.loss[-1])
+    assert 0 < diverged.sum() < diverged.size
+    assert not reduced.reaches_global(run.loss[-1], 0.1, 0.1)[diverged].any()

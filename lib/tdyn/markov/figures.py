@@ -10,6 +10,9 @@ from tdyn.markov.reduced import W_SADDLE, global_min_e
 from tdyn.plotting import PALETTE
 
 INIT_COLORS = {"standard": PALETTE[0], "proposed": PALETTE[1], "canonical": PALETTE[2]}
+BASIN_COLORS = {"global": "#cfe3f2", "unigram": "#fbdcc0"}
+"""Light fills of the two basins of the reduced flow (blue: global minimum, orange: unigram),
+a pair that stays distinct under every common colour-vision deficiency."""
 INIT_LABELS = {"standard": "standard", "proposed": "proposed (code's good)",
                "canonical": "canonical (1, -1)"}
 
@@ -48,8 +51,8 @@ def draw_critical_set(ax, w_axis: np.ndarray, p: float, q: float) -> None:
     ax.plot(w_axis, -e_star, "--", color="purple", lw=1.5)
     left, right = w_axis[w_axis < W_SADDLE], w_axis[w_axis > W_SADDLE]
     mins, maxs = (right, left) if p + q > 1 else (left, right)
-    ax.plot(mins, 0 * mins, color="red", lw=3, label="local minima (unigram)")
-    ax.plot(maxs, 0 * maxs, color="blue", lw=3, ls=":", label="local maxima")
+    ax.plot(mins, 0 * mins, color=PALETTE[3], lw=3, label="local minima (unigram)")
+    ax.plot(maxs, 0 * maxs, color=PALETTE[0], lw=3, ls=":", label="local maxima")
     ax.plot([W_SADDLE], [0], "^", color="orange", ms=10, mec="black", label="saddle")
 
 

@@ -363,7 +363,9 @@ def gradient_descent(e0, w0, p, q, lr: float = 0.1, steps: int = 1000, b0=None,
     ``b0=None`` descends L~(e, w) (bias always optimal); otherwise (e, w, b) are all trained,
     as in the official ``Markov-Fixed`` runs (SGD, lr 0.01, momentum 0.9, there on sampled
     batches instead of the population loss).  Arrays in the result have a leading axis of
-    recorded steps.
+    recorded steps.  A start whose steps diverge (too large a step for its curvature) runs
+    to inf/nan without a warning: its loss is nan and it counts as not reaching either
+    minimum.
     """
     p, q = check_pq(p, q)
     if not lr > 0:
@@ -381,29 +383,31 @@ def gradient_descent(e0, w0, p, q, lr: float = 0.1, steps: int = 1000, b0=None,
         np.asarray(b0, dtype=float), e.shape).copy()
     ve, vw, vb = np.zeros_like(e), np.zeros_like(e), np.zeros_like(e)
     rec_t, rec_e, rec_w, rec_b = [0], [e.copy()], [w.copy()], [b.copy()]
-    for step in range(1, steps + 1):
-        if optimal:
-            de, dw = reduced_grad_opt(e, w, p, q)
-            db = 0.0
-        else:
-            de, dw, db = reduced_grad(e, w, b, p, q)
-        ve = momentum * ve + de
-        vw = momentum * vw + dw
-        vb = momentum * vb + db
-        e = e - lr * ve
-        w = w - lr * vw
-        if optimal:
-            b = optimal_bias(e, w, p, q)
-        else:
-            b = b - lr * vb
-        if step % record_every == 0 or step == steps:
-            rec_t.append(step)
-            rec_e.append(e.copy())
-            rec_w.append(w.copy())
-            rec_b.append(b.copy())
-    E, W, B = np.array(rec_e), np.array(rec_w), np.array(rec_b)
-    return Flow(t=np.array(rec_t, dtype=float), e=E, w=W, b=B, loss=reduced_loss(E, W, B, p, q),
-                energy=energy(E, W), p=p, q=q, optimal_bias=optimal)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for step in range(1, steps + 1):
+            if optimal:
+                de, dw = reduced_grad_opt(e, w, p, q)
+                db = 0.0
+            else:
+                de, dw, db = reduced_grad(e, w, b, p, q)
+            ve = momentum * ve + de
+            vw = momentum * vw + dw
+            vb = momentum * vb + db
+            e = e - lr * ve
+            w = w - lr * vw
+            if optimal:
+                b = optimal_bias(e, w, p, q)
+            else:
+                b = b - lr * vb
+            if step % record_every == 0 or step == steps:
+                rec_t.append(step)
+                rec_e.append(e.copy())
+                rec_w.append(w.copy())
+                rec_b.append(b.copy())
+        E, W, B = np.array(rec_e), np.array(rec_w), np.array(rec_b)
+        loss = reduced_loss(E, W, B, p, q)
+    return Flow(t=np.array(rec_t, dtype=float), e=E, w=W, b=B, loss=loss, energy=energy(E, W),
+                p=p, q=q, optimal_bias=optimal)
 
 
 def reduced_grad_from_counts(e, w, b, counts) -> tuple[np.ndarray, ...]:
