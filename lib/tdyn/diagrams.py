@@ -96,9 +96,9 @@ def block_schematic(ax, norm: str = "pre", residual: str = "interp") -> None:
             _box(ax, x + 0.55, y_main, "LN", 0.6, "white")
             x += 0.85
     _arrow(ax, (x, y_main), (x + 0.45, y_main))
-    ax.text(x + 0.7, y_main, r"$x^{\ell+1}$", ha="center", va="center", fontsize=13)
+    ax.text(x + 0.5, y_main, r"$x^{\ell+1}$", ha="left", va="center", fontsize=13)
     ax.set_title(f"{norm}-LN, residual form '{residual}'", fontsize=10.5)
-    _blank(ax, (-0.35, x + 1.05), (-0.75, 1.9))
+    _blank(ax, (-0.35, x + 1.3), (-0.75, 1.9))
 
 
 def reduced_model_diagram(ax) -> None:
@@ -154,8 +154,8 @@ def token_grid(ax, tokens: np.ndarray, row_labels, special: dict[int, str],
             ax.add_patch(plt.Rectangle((j, rows - 1 - i), 0.94, 0.9, fc=color, ec="white"))
             ink = "white" if k in colors else _INK
             ax.text(j + 0.47, rows - 0.55 - i, f"${symbol}_{{{k + first}}}$", ha="center",
-                    va="center", fontsize=9.5, color=ink)
-        ax.text(-0.2, rows - 0.55 - i, row_labels[i], ha="right", va="center", fontsize=9.5)
+                    va="center", fontsize=11, color=ink)
+        ax.text(-0.2, rows - 0.55 - i, row_labels[i], ha="right", va="center", fontsize=10.5)
     for j in range(cols):
         ax.text(j + 0.47, rows + 0.15, f"{j + 1}", ha="center", va="bottom", fontsize=9,
                 color=_MUTED)
