@@ -24,6 +24,15 @@ _PLAYER_GLYPHS = {"minus": "\u2212", "fast-backward": "\u21e4", "step-backward":
 """Text glyphs for the buttons of matplotlib's HTML player, which otherwise loads an icon font
 from a CDN (the book makes no network request)."""
 
+_PLAYER_STYLE = """<style>
+.animation { max-width: 100%; }
+.animation img { max-width: 100%; height: auto; }
+input[type=range].anim-slider { width: 100%; max-width: 374px; }
+.anim-buttons button { width: 32px; }
+</style>
+"""
+"""Lets the player shrink with the page (matplotlib's own style fixes its widths in pixels)."""
+
 _INK = "0.15"
 _MUTED = "0.6"
 
@@ -239,10 +248,11 @@ def particle_animation(coords: dict[str, np.ndarray], rho: dict[str, np.ndarray]
 
 def offline_player(animation: FuncAnimation, alt: str, dpi: int = 100) -> str:
     """The HTML of ``animation.to_jshtml()`` with every frame embedded, the player's icon font
-    (fetched from a CDN) replaced by text glyphs, and ``alt`` as the frames' alt text."""
+    (fetched from a CDN) replaced by text glyphs, ``alt`` as the frames' alt text, and a style
+    that lets the player shrink to a phone's width."""
     with mpl.rc_context({"savefig.dpi": dpi}):
         html = animation.to_jshtml()
     html = re.sub(r'<link rel="stylesheet"\s+href="https://[^"]*font-awesome[^"]*">', "", html)
     html = re.sub(r'<i class="fa fa-([\w -]+)"></i>',
                   lambda m: _PLAYER_GLYPHS[m.group(1)], html)
-    return html.replace("<img id=", f'<img alt="{alt}" id=', 1)
+    return _PLAYER_STYLE + html.replace("<img id=", f'<img alt="{alt}" id=', 1)
