@@ -31,7 +31,8 @@ input[type=range].anim-slider { width: 100%; max-width: 374px; }
 .anim-buttons button { width: 32px; }
 </style>
 """
-"""Lets the player shrink with the page (matplotlib's own style fixes its widths in pixels)."""
+"""Lets the player shrink with the page: matplotlib's own style fixes its widths in pixels, and
+this one, coming after it, overrides them."""
 
 _INK = "0.15"
 _MUTED = "0.6"
@@ -255,4 +256,4 @@ def offline_player(animation: FuncAnimation, alt: str, dpi: int = 100) -> str:
     html = re.sub(r'<link rel="stylesheet"\s+href="https://[^"]*font-awesome[^"]*">', "", html)
     html = re.sub(r'<i class="fa fa-([\w -]+)"></i>',
                   lambda m: _PLAYER_GLYPHS[m.group(1)], html)
-    return _PLAYER_STYLE + html.replace("<img id=", f'<img alt="{alt}" id=', 1)
+    return html.replace("<img id=", f'<img alt="{alt}" id=', 1) + _PLAYER_STYLE
