@@ -11,7 +11,7 @@ from pathlib import Path
 
 LIB = Path(__file__).resolve().parent.parent / "lib" / "tdyn"
 PARTS = ("tdyn.signalprop", "tdyn.markov", "tdyn.cooccurrence")
-SHARED = ("tdyn.runs", "tdyn.plotting", "tdyn.devices")
+SHARED = ("tdyn.runs", "tdyn.plotting", "tdyn.diagrams", "tdyn.devices")
 TOP = ("tdyn.cli", "tdyn.__main__")
 
 

@@ -12,6 +12,7 @@ from tdyn.signalprop.simulate import (
     gram,
     initial_tokens,
     mlp_update,
+    simplex_plane,
     simulate,
 )
 
@@ -120,3 +121,31 @@ def test_attention_leaves_a_width_independent_scatter_at_fixed_n():
     m64, m1024 = spread(mlp.replace(d=64)), spread(mlp.replace(d=1024))
     assert a1024 > 0.7 * a64 and a1024 > 0.03
     assert m1024 < 0.4 * m64
+
+
+def test_simplex_plane_shows_a_simplex_as_a_regular_polygon_and_a_line_as_a_point():
+    n = 7
+    for rho in (-0.1, 0.0, 0.4, 0.9):
+        c = 3.0 * ((1 - rho) * np.eye(n) + rho * np.ones((n, n)))
+        xy = simplex_plane(c)
+        np.testing.assert_allclose(np.hypot(*xy.T), np.sqrt(2 * (1 - rho) / n), rtol=1e-12)
+        angles = np.unwrap(np.arctan2(xy[:, 1], xy[:, 0]))
+        np.testing.assert_allclose(np.diff(angles), 2 * np.pi / n, rtol=1e-12)
+    np.testing.assert_allclose(simplex_plane(np.full((n, n), 2.0)), 0.0, atol=1e-12)
+
+
+def test_simplex_plane_is_exact_for_tokens_in_the_plane_and_ignores_rotations():
+    rng = np.random.default_rng(0)
+    n, d = 6, 20
+    x = rng.standard_normal((n, d))
+    rotation = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    grams = np.stack([x @ x.T / d, (x @ rotation) @ (x @ rotation).T / d])
+    a, b = simplex_plane(grams)
+    np.testing.assert_allclose(a, b, atol=1e-12)
+    # Direct projection of the unit tokens onto the orthonormalized plane.
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    angle = 2 * np.pi * np.arange(n) / n
+    plane = np.stack([np.cos(angle), np.sin(angle)]) @ unit  # (2, d)
+    values, vectors = np.linalg.eigh(plane @ plane.T)
+    basis = vectors @ np.diag(values ** -0.5) @ vectors.T @ plane
+    np.testing.assert_allclose(a, unit @ basis.T, atol=1e-12)

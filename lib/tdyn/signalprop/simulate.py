@@ -225,6 +225,29 @@ def gram_qp(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return diag / n, (c.sum((-1, -2)) - diag) / (n * (n - 1))
 
 
+def simplex_plane(c: np.ndarray) -> np.ndarray:
+    """Coordinates (..., n, 2) of the unit-normalized tokens in the plane spanned by
+    sum_i cos(2 pi i / n) x_i and sum_i sin(2 pi i / n) x_i, from Gram matrices (..., n, n).
+
+    The plane is orthogonal to the tokens' mean for a permutation-symmetric simplex, which it
+    shows as a regular n-gon of radius sqrt(2 (1 - rho) / n); tokens collapsed onto a line
+    all sit at the origin.  Only the Gram matrix is used, so the picture does not depend on
+    the rotation of R^d that fresh random weights apply at every layer.
+    """
+    c = np.asarray(c, dtype=float)
+    n = c.shape[-1]
+    norms = np.sqrt(np.einsum("...ii->...i", c))
+    cosines = c / norms[..., :, None] / norms[..., None, :]
+    angle = 2 * np.pi * np.arange(n) / n
+    modes = np.stack([np.cos(angle), np.sin(angle)], axis=-1)  # (n, 2)
+    inner = cosines @ modes  # x_j . u_k
+    metric = modes.T @ inner  # u_k . u_l, (..., 2, 2)
+    values, vectors = np.linalg.eigh(metric)
+    scale = np.where(values > 1e-14 * n, 1 / np.sqrt(np.maximum(values, 1e-300)), 0.0)
+    whiten = vectors @ (scale[..., :, None] * np.swapaxes(vectors, -1, -2))
+    return inner @ whiten
+
+
 @dataclass(frozen=True)
 class Simulation:
     """Gram matrices of a batch of simulated transformers.
