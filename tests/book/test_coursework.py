@@ -8,7 +8,8 @@ import pytest
 BOOK = Path(__file__).resolve().parents[2] / "book"
 CHAPTERS = sorted(BOOK.glob("part*/*.md"))
 EXERCISE = re.compile(r"^```\{exercise\}[^\n]*\n:label: ([\w-]+)", re.MULTILINE)
-SOLUTION = re.compile(r"^```\{solution\} ([\w-]+)\n((?::[\w-]+:[^\n]*\n)*)", re.MULTILINE)
+SOLUTION = re.compile(r"^```\{solution(?:-start)?\} ([\w-]+)\n((?::[\w-]+:[^\n]*\n)*)",
+                      re.MULTILINE)
 
 
 def exercise_labels(text: str) -> list[str]:
