@@ -30,6 +30,8 @@ STATED = {
     "ex-markov-gap": ([0.0, 0.0, 0.0023], [1e-12, 1e-12, 5e-5]),
     "part2-ex-energy-levels": ([0.72, -1.35], 0.005),
     "part2-ex-canonical": (0.738, 0.0005),
+    "part3-ex-scale": ([1.8e-4, 1.6e-3, 1.6e-2, 7.4e-2], [0.05e-4, 0.05e-3, 0.05e-2, 0.05e-2]),
+    "part3-ex-fraction": (0.4, 0.05),
 }
 # A plausible wrong answer for each: a slip the exercise invites.
 WRONG = {
@@ -42,6 +44,8 @@ WRONG = {
     "ex-markov-gap": (0.0, 0.0, 0.0),  # all three maps taken as symmetries
     "part2-ex-energy-levels": (0.5, -1.2),  # the start
     "part2-ex-canonical": 0.787,  # the model with b = 0
+    "part3-ex-scale": [1.8e-4] * 4,  # the theorem's expression, unchanged by a rescaling
+    "part3-ex-fraction": 0.0,  # the cancellation of Lemma 4.2 taken to hold
 }
 
 

@@ -134,6 +134,27 @@ def canonical(answer) -> bool:
                    atol=0.015)
 
 
+# Part III -------------------------------------------------------------------------------------
+
+
+def scale(answer) -> bool:
+    """C_12 (key mu_1, query mu_2) after 3000 steps of the learned-attention chapter's small
+    configuration at initialization scales 0.1, 0.3, 1, 3 (steps 0.05, 0.05, 0.05, 0.005;
+    data seed 0, initialization seed 100): each within 2%."""
+    from tdyn.cooccurrence.checks import attention_change_by_scale
+
+    reference = attention_change_by_scale((0.1, 0.3, 1.0, 3.0), (0.05, 0.05, 0.05, 0.005))
+    return verdict("part3-ex-scale", answer, reference["C12"], rtol=0.02)
+
+
+def fraction(answer) -> bool:
+    """Root mean square of dG(mu_3)/dG(mu_1) at t = 0 over 20 i.i.d. training sets of n = 60:
+    within 0.18 of 3/sqrt(60) = 0.39, three standard errors of a root mean square over 20
+    sets (relative standard error 1/sqrt(2 x 20))."""
+    expected = 3 / math.sqrt(60)
+    return verdict("part3-ex-fraction", answer, expected, atol=3 * expected / math.sqrt(40))
+
+
 def verdict_parts(answer, count: int) -> list:
     """``answer`` as ``count`` parts for separate verdicts (NaN parts when it has another
     length, so that every verdict says 'not right')."""
@@ -154,4 +175,6 @@ CHECKERS: dict[str, Callable[[object], bool]] = {
     "ex-markov-gap": markov_gap,
     "part2-ex-energy-levels": energy_levels,
     "part2-ex-canonical": canonical,
+    "part3-ex-scale": scale,
+    "part3-ex-fraction": fraction,
 }

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdyn.cooccurrence.model import Params, reduced_velocities, score_matrix, value_gram
+from tdyn.cooccurrence.data import sample_training_set
+from tdyn.cooccurrence.model import (
+    Params,
+    attention_change,
+    condition1_sigmas,
+    init_params,
+    reduced_velocities,
+    score_matrix,
+    train,
+    value_gram,
+)
 
 GRAM_SIGNS = np.array([1, -1, -1, 1, 1])
 """Corollary F.13: signs of d/dt of the value-Gram entries (1,2), (1,3), (2,3), (1,1), (2,2),
@@ -81,3 +91,22 @@ def lemma41_ratio(params0: Params, data, sigma0: float, sigma1: float) -> float:
     g = 1/2 and uniform attention, where D(mu_1) = 1/6)."""
     rate = reduced_velocities(params0, data)["G"][0]
     return float(rate / ((sigma0 ** 2 + sigma1 ** 2) * params0.m * params0.m1))
+
+
+def attention_change_by_scale(scales, lrs, steps: int = 3000, n: int = 48, L: int = 4,
+                              d: int = 83, m: int = 32, m1: int = 32, data_seed: int = 0,
+                              init_seed: int = 100) -> dict:
+    """Train the small configuration of the learned-attention chapter from the Gaussian
+    initialization at each ``scale`` x Condition 1 (step ``lrs[k]``, ``steps`` steps) and
+    return, per scale, the attention change ``C12`` of Eq. 3 (key mu_1, query mu_2) and the
+    largest ``random`` |C| among the random words."""
+    data = sample_training_set(n, L, d, seed=data_seed)
+    c12, random = [], []
+    for scale, lr in zip(scales, lrs, strict=True):
+        sigma0, sigma1 = condition1_sigmas(L, m, m1, scale)
+        start = init_params(d, m, m1, seed=init_seed, sigma0=sigma0, sigma1=sigma1)
+        end, _ = train(start, data, lr=lr, steps=steps, record=[steps])
+        change = attention_change(end, start, data.embeddings)
+        c12.append(float(change[0, 1]))
+        random.append(float(np.abs(change[3:, 3:]).max()))
+    return {"C12": c12, "random": random}
