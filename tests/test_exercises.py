@@ -32,6 +32,8 @@ STATED = {
     "part2-ex-canonical": (0.738, 0.0005),
     "part3-ex-scale": ([1.8e-4, 1.6e-3, 1.6e-2, 7.4e-2], [0.05e-4, 0.05e-3, 0.05e-2, 0.05e-2]),
     "part3-ex-fraction": (0.4, 0.05),
+    "part3-ex-uniform-exact": (2.02, 0.005),
+    "part3-ex-repeat": ([6.0, 2.5], 0.05),
 }
 # A plausible wrong answer for each: a slip the exercise invites.
 WRONG = {
@@ -46,6 +48,8 @@ WRONG = {
     "part2-ex-canonical": 0.787,  # the model with b = 0
     "part3-ex-scale": [1.8e-4] * 4,  # the theorem's expression, unchanged by a rescaling
     "part3-ex-fraction": 0.0,  # the cancellation of Lemma 4.2 taken to hold
+    "part3-ex-uniform-exact": 4.0,  # a second-order scheme
+    "part3-ex-repeat": (2.5, 6.0),  # the two settings swapped
 }
 
 

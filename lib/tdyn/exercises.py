@@ -155,6 +155,28 @@ def fraction(answer) -> bool:
     return verdict("part3-ex-fraction", answer, expected, atol=3 * expected / math.sqrt(40))
 
 
+def uniform_exact(answer) -> bool:
+    """Ratio of the largest |G(mu_k)| differences between gradient descent and the
+    uniform-attention flow at t = 3 with steps 0.004 and 0.002 (start of
+    :func:`~tdyn.cooccurrence.checks.frozen_attention_error`): within 0.1 of the ratio that
+    function measures (about 2, the Euler scheme's first order)."""
+    from tdyn.cooccurrence.checks import frozen_attention_error
+
+    errors = frozen_attention_error((0.004, 0.002))
+    return verdict("part3-ex-uniform-exact", answer, errors[0] / errors[1], atol=0.1)
+
+
+def repeat(answer) -> bool:
+    """``(max |G| over random words with iid words at d = 20, the same with distinct words at
+    d = 83)`` after 3000 steps of 0.05 at n = 48, L = 4 (data seed 0, initialization seed 100,
+    Condition-1 scales 0.1): each within 2%."""
+    from tdyn.cooccurrence.checks import random_word_effect
+
+    reference = [random_word_effect(20, "iid")["max_random"],
+                 random_word_effect(83, "distinct")["max_random"]]
+    return verdict("part3-ex-repeat", answer, reference, rtol=0.02)
+
+
 def verdict_parts(answer, count: int) -> list:
     """``answer`` as ``count`` parts for separate verdicts (NaN parts when it has another
     length, so that every verdict says 'not right')."""
@@ -175,6 +197,8 @@ CHECKERS: dict[str, Callable[[object], bool]] = {
     "ex-markov-gap": markov_gap,
     "part2-ex-energy-levels": energy_levels,
     "part2-ex-canonical": canonical,
+    "part3-ex-uniform-exact": uniform_exact,
     "part3-ex-scale": scale,
+    "part3-ex-repeat": repeat,
     "part3-ex-fraction": fraction,
 }
