@@ -27,6 +27,8 @@ def test_chapter_ends_with_exercises_with_hidden_solutions(chapter):
     text = chapter.read_text()
     exercises = exercise_labels(text)
     assert exercises, "a chapter must end with exercises for a course"
+    # Sphinx lowercases labels; a reference to a mixed-case exercise label loses its number
+    assert [label.lower() for label in exercises] == exercises
     solutions = dict(SOLUTION.findall(text))
     for label in exercises:
         assert label in solutions, f"exercise {label} has no solution"
