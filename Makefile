@@ -15,11 +15,12 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 PYTEST_ARGS ?=
 
-.PHONY: help book student-book test test-notebooks lint lab dist clean-book clean
+.PHONY: help book student-book student-notebooks test test-notebooks lint lab dist clean-book clean
 
 help:
 	@echo "make book   execute every chapter and build the HTML book into book/_build/html"
 	@echo "make student-book   the same book without any solution, in book/_build/student/"
+	@echo "make student-notebooks   one notebook per chapter for students (stubs and check cells)"
 	@echo "make test   run the whole test suite (library, notebook outputs, papermill, book)"
 	@echo "make test-notebooks   only the notebooks against their stored outputs"
 	@echo "make lint   ruff over the repository and over the chapters' code cells"
@@ -37,6 +38,9 @@ book: $(STAMP)
 
 student-book: $(STAMP)
 	$(BIN)/python tools/student_book.py
+
+student-notebooks: $(STAMP)
+	$(BIN)/python tools/student_notebooks.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)

@@ -23,8 +23,11 @@ BOOK = ROOT / "book"
 STUDENT = BOOK / "_build" / "student" / "src"
 
 # A solution block: an opening fence of three or more backticks with {solution}, up to the
-# closing fence of the same length (solutions may hold code cells in longer fences).
-SOLUTION = re.compile(r"^(?P<fence>`{3,})\{solution\}[^\n]*\n.*?^(?P=fence)[ \t]*\n",
+# closing fence of the same length (solutions may hold code cells in longer fences); or a gated
+# solution, from its {solution-start} fence to the closing fence of its {solution-end} (the
+# form that holds executed code cells).
+SOLUTION = re.compile(r"^(?P<fence>`{3,})\{solution\}[^\n]*\n.*?^(?P=fence)[ \t]*\n"
+                      r"|^```\{solution-start\}[^\n]*\n.*?^```\{solution-end\}[ \t]*\n```[ \t]*\n",
                       re.MULTILINE | re.DOTALL)
 PLACEHOLDER = "*The solution of this exercise is in the instructor's edition.*\n"
 STUDENT_NOTE = ("```{note}\nThis is the student edition: it holds the exercises without "

@@ -12,10 +12,21 @@ _spec = importlib.util.spec_from_file_location("student_book", ROOT / "tools" / 
 student_book = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(student_book)
 
-BLOCK = re.compile(r"^(`{3,})\{(exercise|solution)\}[^\n]*\n(.*?)^\1[ \t]*\n",
+BLOCK = re.compile(r"^(`{3,})\{(exercise|solution)\}[^\n]*\n(.*?)^\1[ \t]*\n"
+                   r"|^()```\{(solution)-start\}[^\n]*\n(.*?)^```\{solution-end\}",
                    re.MULTILINE | re.DOTALL)
 # phrases of plain words, longest first: six words where a block has them, else four or three
 PLAIN_RUNS = [re.compile(rf"(?:[A-Za-z]{{2,}},? ){{{n - 1}}}[A-Za-z]{{2,}}") for n in (6, 4, 3)]
+
+
+def kind_of(block: re.Match) -> str:
+    """'exercise' or 'solution' (a {solution} block or a gated {solution-start} one)."""
+    return block.group(2) or block.group(5)
+
+
+def body_of(block: re.Match) -> str:
+    """The text inside the block."""
+    return block.group(3) if block.group(2) else block.group(6)
 
 
 def fingerprints(kind: str) -> dict[str, str]:
@@ -24,10 +35,12 @@ def fingerprints(kind: str) -> dict[str, str]:
     chapters, keyed by its chapter and position."""
     found = {}
     for chapter in sorted((ROOT / "book").glob("part*/*.md")):
-        blocks = [b for b in BLOCK.finditer(chapter.read_text()) if b.group(2) == kind]
+        blocks = [b for b in BLOCK.finditer(chapter.read_text()) if kind_of(b) == kind]
         for k, block in enumerate(blocks):
             # markup and math break a phrase (they render differently in the output)
-            body = re.sub(r"\$[^$]*\$|`[^`]*`|\{[^}]*\}|[*_()\[\]]", "|", block.group(3))
+            text = body_of(block)
+            text = re.sub(r"^```\{code-cell\}.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+            body = re.sub(r"\$[^$]*\$|`[^`]*`|\{[^}]*\}|[*_()\[\]]", "|", text)
             body = "\n".join(line for line in body.splitlines() if not line.startswith(":"))
             key = f"{chapter.stem} {kind} {k}"
             for pattern in PLAIN_RUNS:
@@ -37,7 +50,7 @@ def fingerprints(kind: str) -> dict[str, str]:
                     found[key] = max(runs, key=len)
                     break
             else:  # all math: its longest formula that HTML does not escape
-                formulas = [f for f in re.findall(r"\$([^$]+)\$", block.group(3))
+                formulas = [f for f in re.findall(r"\$([^$]+)\$", text)
                             if not set(f) & set("<>&\"'")]
                 if formulas:
                     found[key] = max(formulas, key=len)
@@ -47,15 +60,18 @@ def fingerprints(kind: str) -> dict[str, str]:
 def test_strip_solutions_removes_whole_blocks_and_keeps_exercises():
     text = ("```{exercise}\n:label: e\nDo it.\n```\n\n```{solution} e\n:class: dropdown\n\n"
             "Secret answer.\n\n````{code-cell} ipython3\nx = 1\n````\n```\n\nAfter.\n"
-            "````{solution} f\nNested\n```python\ny = 2\n```\n````\n")
+            "````{solution} f\nNested\n```python\ny = 2\n```\n````\n"
+            "```{solution-start} g\n:class: dropdown\n```\n\nGated prose.\n\n"
+            "```{code-cell} ipython3\nanswer = 3\n```\n\n```{solution-end}\n```\n\nEnd.\n")
     stripped, count = student_book.strip_solutions(text)
-    assert count == 2 and "Secret" not in stripped and "Nested" not in stripped
-    assert "Do it." in stripped and "After." in stripped
-    assert stripped.count(student_book.PLACEHOLDER) == 2
+    assert count == 3 and "Secret" not in stripped and "Nested" not in stripped
+    assert "Gated" not in stripped and "answer" not in stripped and "solution-end" not in stripped
+    assert "Do it." in stripped and "After." in stripped and "End." in stripped
+    assert stripped.count(student_book.PLACEHOLDER) == 3
 
 
 def test_every_solution_and_exercise_has_a_fingerprint():
-    blocks = [b.group(2) for p in (ROOT / "book").glob("part*/*.md")
+    blocks = [kind_of(b) for p in (ROOT / "book").glob("part*/*.md")
               for b in BLOCK.finditer(p.read_text())]
     assert len(fingerprints("solution")) == blocks.count("solution") >= 39
     assert len(fingerprints("exercise")) == blocks.count("exercise") >= 39

@@ -24,6 +24,7 @@ from tdyn.signalprop.gradients import (
     layer_gains,
     mode_log_gains,
     normalization_floor,
+    tokens_for_exponent_gap,
     unnormalized_exponent,
 )
 from tdyn.signalprop.measure import measure_jacobian
@@ -193,3 +194,13 @@ def test_measured_lambda_g_sits_on_the_floor_where_the_differential_modes_die():
     # theory is 0.003 above the floor, far below the standard error
     assert lambda_g(arch, depth) - normalization_floor(16, depth) < 0.01
     assert_within_standard_errors(mean, normalization_floor(16, depth), sem, "floor", z_max=Z)
+
+
+@pytest.mark.parametrize("delta, eps", [(0.2, 0.01), (0.1, 0.01), (0.3, 0.01), (0.05, 0.02)])
+def test_tokens_for_exponent_gap_is_the_fewest_tokens_below_the_gap(delta, eps):
+    n = tokens_for_exponent_gap(delta, 16, eps)
+    lam_d = -0.4  # the count depends only on log G_c - lambda_d
+    below = finite_depth_exponent(lam_d + delta, lam_d, [n - 1, n], 16) - lam_d
+    assert below[1] < eps <= below[0]
+    with pytest.raises(ValueError, match="eps"):
+        tokens_for_exponent_gap(delta, 16, 0.0)

@@ -231,7 +231,7 @@ def test_edge_of_chaos_is_the_root_of_lambda_a():
 
 def test_n_rho_star_of_the_simplex_settles_only_at_large_n():
     # mlp_phases.md, exercise part1-ex-simplex-n: n rho* = 1.56 (n = 8) ... 5.00 (n = 4096)
-    from tdyn.signalprop.theory import simplex_fixed_point
+    from tdyn.signalprop.theory import scaled_simplex_overlap, simplex_fixed_point
 
     chaotic = Architecture(n=16, d=256, alpha_A=0.5, alpha_M=0.5, sigma_w=3.0)
     expected = {8: 1.56, 16: 2.12, 64: 3.39, 256: 4.40, 1024: 4.86, 4096: 5.00}
@@ -239,3 +239,4 @@ def test_n_rho_star_of_the_simplex_settles_only_at_large_n():
         q, p, converged = simplex_fixed_point(chaotic.replace(n=n))
         assert converged
         assert n * p / q == pytest.approx(value, abs=0.006)
+    assert scaled_simplex_overlap(chaotic, (8, 256)) == pytest.approx([1.56, 4.40], abs=0.006)

@@ -8,7 +8,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdyn.cooccurrence.model import Params, reduced_velocities, score_matrix, value_gram
+from tdyn.cooccurrence.data import sample_distribution, sample_training_set
+from tdyn.cooccurrence.model import (
+    Params,
+    attention_change,
+    condition1_sigmas,
+    init_params,
+    reduced_velocities,
+    score_matrix,
+    train,
+    type_losses,
+    uniform_attention_flow,
+    value_gram,
+    word_values,
+)
 
 GRAM_SIGNS = np.array([1, -1, -1, 1, 1])
 """Corollary F.13: signs of d/dt of the value-Gram entries (1,2), (1,3), (2,3), (1,1), (2,2),
@@ -81,3 +94,57 @@ def lemma41_ratio(params0: Params, data, sigma0: float, sigma1: float) -> float:
     g = 1/2 and uniform attention, where D(mu_1) = 1/6)."""
     rate = reduced_velocities(params0, data)["G"][0]
     return float(rate / ((sigma0 ** 2 + sigma1 ** 2) * params0.m * params0.m1))
+
+
+def attention_change_by_scale(scales, lrs, steps: int = 3000, n: int = 48, L: int = 4,
+                              d: int = 83, m: int = 32, m1: int = 32, data_seed: int = 0,
+                              init_seed: int = 100) -> dict:
+    """Train the small configuration of the learned-attention chapter from the Gaussian
+    initialization at each ``scale`` x Condition 1 (step ``lrs[k]``, ``steps`` steps) and
+    return, per scale, the attention change ``C12`` of Eq. 3 (key mu_1, query mu_2) and the
+    largest ``random`` |C| among the random words."""
+    data = sample_training_set(n, L, d, seed=data_seed)
+    c12, random = [], []
+    for scale, lr in zip(scales, lrs, strict=True):
+        sigma0, sigma1 = condition1_sigmas(L, m, m1, scale)
+        start = init_params(d, m, m1, seed=init_seed, sigma0=sigma0, sigma1=sigma1)
+        end, _ = train(start, data, lr=lr, steps=steps, record=[steps])
+        change = attention_change(end, start, data.embeddings)
+        c12.append(float(change[0, 1]))
+        random.append(float(np.abs(change[3:, 3:]).max()))
+    return {"C12": c12, "random": random}
+
+
+def random_word_effect(d: int, random_tokens: str, n: int = 48, L: int = 4, m: int = 32,
+                       m1: int = 32, steps: int = 3000, lr: float = 0.05, n_test: int = 2000
+                       ) -> dict:
+    """Train at the Condition-1 scales 0.1 (data seed 0, initialization seed 100) with random
+    words drawn ``random_tokens`` ("iid" or "distinct") from a vocabulary of ``d``; returns
+    the largest |G| over the random words (``max_random``) and the per-type loss on
+    ``n_test`` fresh entries (``test_type_loss``, seed 1)."""
+    data = sample_training_set(n, L, d, seed=0, random_tokens=random_tokens)
+    sigma0, sigma1 = condition1_sigmas(L, m, m1, 0.1)
+    end, _ = train(init_params(d, m, m1, seed=100, sigma0=sigma0, sigma1=sigma1), data, lr=lr,
+                   steps=steps, record=[steps])
+    test = sample_distribution(n_test, L, d, seed=1, embeddings=data.embeddings)
+    return {"max_random": float(np.abs(word_values(end, data.embeddings)[3:]).max()),
+            "test_type_loss": type_losses(end, test)}
+
+
+def frozen_attention_error(lrs, t_end: float = 3.0, n: int = 48, L: int = 4, d: int = 83,
+                           m: int = 32, m1: int = 32) -> list[float]:
+    """Largest |G(mu_k) from gradient descent - G(mu_k) from the uniform-attention flow| at
+    time ``t_end``, started from W_K = W_Q = 0 (Condition-1 scales 0.3, data seed 7,
+    initialization seed 8), for each step size of ``lrs``."""
+    data = sample_training_set(n, L, d, seed=7)
+    sigma0, sigma1 = condition1_sigmas(L, m, m1, 0.3)
+    start = init_params(d, m, m1, seed=8, sigma0=sigma0, sigma1=sigma1)
+    start = Params(W=start.W, WV=start.WV, WK=np.zeros_like(start.WK),
+                   WQ=np.zeros_like(start.WQ), a=start.a)
+    flow = uniform_attention_flow(start, data, np.array([0.0, t_end]))
+    errors = []
+    for lr in lrs:
+        steps = int(round(t_end / lr))
+        _, history = train(start, data, lr, steps, record=[steps])
+        errors.append(float(np.abs(history["G"][-1] - flow["G"][-1]).max()))
+    return errors

@@ -200,6 +200,15 @@ def _evaluate(model: MarkovTransformer, eval_seq: torch.Tensor, chunk: int = 64)
     return total / n, sum1 / max(n1, 1) - sum0 / max(n0, 1)
 
 
+def sampled_loss(model: MarkovTransformer, p: float, q: float, batch: int = 64,
+                 length: int = 256, seed: int = 0) -> float:
+    """The model's mean next-symbol loss on ``batch`` fresh stationary sequences of ``length``
+    predictions from the chain (p, q), drawn from ``seed``."""
+    seq = torch.as_tensor(sample(p, q, batch, length + 1, rng=seed), dtype=torch.long)
+    with torch.no_grad():
+        return _evaluate(model, seq.to(next(model.parameters()).device))[0]
+
+
 def train(p: float, q: float, init: str = "standard", d: int = 8, seq_len: int = 1024,
           batch: int = 16, steps: int = 1000, lr: float = 2e-3, weight_decay: float = 1e-3,
           seed: int = 0, eval_every: int = 25, eval_batch: int = 64, device: str = "cpu",

@@ -189,6 +189,17 @@ def finite_depth_exponent(lam_c, lam_d, n, depth):
     return (np.logaddexp(depth * lam_c, np.log(n - 1) + depth * lam_d) - np.log(n)) / depth
 
 
+def tokens_for_exponent_gap(delta, depth: int, eps: float) -> int:
+    """The fewest tokens n for which lambda_g(L) - lambda_d < eps when log G_c - lambda_d =
+    ``delta`` (:func:`finite_depth_exponent`): n > (e^{L delta} - 1) / (e^{L eps} - 1)."""
+    if not eps > 0:
+        raise ValueError(f"eps={eps!r} must be positive")
+    if not (isinstance(depth, int | np.integer) and depth >= 1):
+        raise ValueError(f"depth={depth!r} must be an integer >= 1")
+    bound = np.expm1(depth * float(delta)) / np.expm1(depth * eps)
+    return max(2, int(np.floor(bound)) + 1)
+
+
 def normalization_floor(n, depth):
     """-log(n) / L: the floor of lambda_g(L) wherever G_c >= 1 (every odd phi at a fixed point,
     :func:`finite_depth_exponent`): [prod G_c + (n - 1) prod G_d] / n >= prod G_c / n, so

@@ -528,3 +528,13 @@ def simplex_fixed_point(arch: Architecture, q0: float = 1.0, rho0: float = 0.0,
             return q_new, p_new, True
         q, p = q_new, p_new
     return q, p, False
+
+
+def scaled_simplex_overlap(arch: Architecture, ns) -> list[float]:
+    """n rho* of the regular-simplex fixed point (:func:`simplex_fixed_point` from rho0 = 0)
+    of ``arch`` with n tokens, for each n of ``ns``."""
+    scaled = []
+    for n in ns:
+        q, p, _ = simplex_fixed_point(arch.replace(n=int(n)))
+        scaled.append(n * p / q)
+    return scaled
