@@ -182,10 +182,15 @@ class DenseWeights(_LayerWeights):
 
     def query_key(self, y: torch.Tensor, scale) -> tuple[torch.Tensor, torch.Tensor]:
         """(u, k) with u k^T = scale (y W_Q^T)(y W_K^T)^T, the attention logits: u = scale y
-        W_Q^T W_K and k = y (through the d x d product, one product of the tokens fewer)."""
-        m = self.matrices["Q"].transpose(1, 2) @ self.matrices["K"]
-        u = (y.reshape(m.shape[0], -1, y.shape[-1]) @ m).reshape(y.shape)
-        return u * scale, y
+        W_Q^T W_K and k = y, through the d x d product W_Q^T W_K where its d^3 cost is below
+        that of one product with the tokens of the transformers sharing the set."""
+        q, k = self.matrices["Q"], self.matrices["K"]
+        rows = y.reshape(q.shape[0], -1, y.shape[-1])
+        if y.shape[-1] <= rows.shape[1]:
+            u = rows @ (q.transpose(1, 2) @ k)
+        else:
+            u = (rows @ q.transpose(1, 2)) @ k
+        return u.reshape(y.shape) * scale, y
 
 
 class ProjectedWeights(_LayerWeights):
