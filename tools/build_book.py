@@ -34,7 +34,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import yaml
@@ -160,14 +160,11 @@ def toc_notebooks(book: Path) -> list[Path]:
     return [p for p in paths if p.is_file() and "```{code-cell}" in p.read_text()]
 
 
-def _execute(path: str, timeout: int, threads: int) -> tuple[dict, float, str | None]:
-    """Execute the MyST notebook at ``path`` in its folder, its kernel limited to ``threads``
-    OpenMP threads (kernels side by side must not oversubscribe the cores): (notebook,
-    seconds, traceback)."""
+def _execute(path: str, timeout: int) -> tuple[dict, float, str | None]:
+    """Execute the MyST notebook at ``path`` in its folder: (notebook, seconds, traceback)."""
     from jupyter_cache.executors.utils import single_nb_execution
     from myst_nb.core.read import read_myst_markdown_notebook
 
-    os.environ["OMP_NUM_THREADS"] = str(threads)  # the kernel inherits this process's environment
     nb = read_myst_markdown_notebook(Path(path).read_text("utf8"), add_source_map=True,
                                      path=path)
     result = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=timeout,
@@ -176,10 +173,11 @@ def _execute(path: str, timeout: int, threads: int) -> tuple[dict, float, str | 
 
 
 def execute_chapters(book: Path, workers: int | None = None) -> None:
-    """Execute, ``workers`` at a time (default one per core), every chapter whose code the
-    execution cache of ``book`` does not hold, and cache each that succeeds, read as
-    jupyter-book reads it (so that its build finds them); the slowest chapters of the last
-    run go first (``_build/.chapter-seconds.json``)."""
+    """Execute, ``workers`` kernels at a time (default one per core, each kernel with its
+    share of the cores as OpenMP threads, so that they do not oversubscribe them), every
+    chapter whose code the execution cache of ``book`` does not hold, and cache each that
+    succeeds, read as jupyter-book reads it (so that its build finds them); the slowest
+    chapters of the last run go first (``_build/.chapter-seconds.json``)."""
     from jupyter_cache import get_cache
     from jupyter_cache.base import CacheBundleIn
     from myst_nb.core.read import read_myst_markdown_notebook
@@ -194,27 +192,35 @@ def execute_chapters(book: Path, workers: int | None = None) -> None:
         try:
             cache.match_cache_notebook(nb)
         except KeyError:
-            pending.append(str(path))
+            pending.append(path)
     if not pending:
         return
-    pending.sort(key=lambda p: -seconds.get(p, float("inf")))
+    pending.sort(key=lambda p: -seconds.get(p.relative_to(book).as_posix(), float("inf")))
     config = yaml.safe_load((book / "_config.yml").read_text())
     timeout = config.get("execute", {}).get("timeout", 30)
     cores = os.cpu_count() or 1
     workers = min(workers or cores, len(pending))
     print(f"executing {len(pending)} chapter(s), {workers} at a time", flush=True)
-    with ProcessPoolExecutor(workers) as pool:
-        futures = {pool.submit(_execute, path, timeout, max(1, cores // workers)): path
-                   for path in pending}
-        for future in as_completed(futures):
-            path = futures[future]
-            nb, elapsed, error = future.result()
-            seconds[path] = elapsed
-            print(f"  {Path(path).relative_to(book)}: {elapsed:.1f} s"
-                  + (" FAILED (jupyter-book reports it)" if error else ""), flush=True)
-            if error is None:
-                cache.cache_notebook_bundle(CacheBundleIn(nb, path, data={
-                    "execution_seconds": elapsed}), check_validity=False, overwrite=True)
+    threads = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(max(1, cores // workers))  # kernels inherit it
+    try:
+        with ThreadPoolExecutor(workers) as pool:  # each thread drives one kernel process
+            futures = {pool.submit(_execute, str(path), timeout): path for path in pending}
+            for future in as_completed(futures):
+                name = futures[future].relative_to(book).as_posix()
+                nb, elapsed, error = future.result()
+                seconds[name] = elapsed
+                print(f"  {name}: {elapsed:.1f} s"
+                      + (" FAILED (jupyter-book reports it)" if error else ""), flush=True)
+                if error is None:
+                    cache.cache_notebook_bundle(CacheBundleIn(
+                        nb, str(futures[future]), data={"execution_seconds": elapsed}),
+                        check_validity=False, overwrite=True)
+    finally:
+        if threads is None:
+            os.environ.pop("OMP_NUM_THREADS")
+        else:
+            os.environ["OMP_NUM_THREADS"] = threads
     times_file.write_text(json.dumps(seconds, indent=1, sort_keys=True) + "\n")
 
 
