@@ -13,7 +13,9 @@ export JUPYTER_PATH       := $(CURDIR)/$(VENV)/share/jupyter
 export JUPYTER_PLATFORM_DIRS := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-PYTEST_ARGS ?=
+# The tests run on every core (pytest-xdist, a file per worker so that its fixtures are built
+# once); `make test PYTEST_ARGS=` runs them one at a time in this process.
+PYTEST_ARGS ?= -n auto --dist loadfile
 
 .PHONY: help book student-book student-notebooks test test-notebooks lint lab dist clean-book clean
 

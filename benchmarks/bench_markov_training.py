@@ -21,7 +21,7 @@ import time
 import torch
 from torch.nn import functional as F
 
-from tdyn import markov
+from tdyn.markov import chain
 from tdyn.markov.transformer import MarkovTransformer, build_model
 
 P, Q = 0.5, 0.8
@@ -69,7 +69,7 @@ def main(steps: int = 5) -> None:
     ours = build_model("standard", d=D, max_len=T, seed=0)
     naive = NaiveAttentionTransformer(d=D, max_len=T)
     naive.load_state_dict(ours.state_dict())
-    x = torch.as_tensor(markov.sample(P, Q, 2, T, rng=0), dtype=torch.long)
+    x = torch.as_tensor(chain.sample(P, Q, 2, T, rng=0), dtype=torch.long)
     torch.testing.assert_close(ours(x), naive(x), rtol=1e-4, atol=1e-5)
 
     gen = torch.Generator().manual_seed(0)
@@ -80,7 +80,7 @@ def main(steps: int = 5) -> None:
     t_loop = (time.perf_counter() - t0) / steps
     t0 = time.perf_counter()
     for _ in range(steps):
-        markov.sample(P, Q, B, T + 1, rng=next(rng))
+        chain.sample(P, Q, B, T + 1, rng=next(rng))
     t_fast = (time.perf_counter() - t0) / steps
     print(f"sampling a batch of {B} sequences of {T + 1} symbols:")
     print(f"  baseline, multinomial per position : {t_loop * 1e3:8.2f} ms")
@@ -88,7 +88,7 @@ def main(steps: int = 5) -> None:
     print(f"  speed-up                           : {t_loop / t_fast:8.1f}x")
 
     base = throughput(naive, lambda: sample_loop_torch(B, T + 1, gen), steps)
-    fast = throughput(ours, lambda: torch.as_tensor(markov.sample(P, Q, B, T + 1,
+    fast = throughput(ours, lambda: torch.as_tensor(chain.sample(P, Q, B, T + 1,
                                                                    rng=next(rng)),
                                                      dtype=torch.long), steps)
     print(f"training step at d = {D}, T = {T}, batch {B} on CPU "
@@ -102,7 +102,7 @@ def main(steps: int = 5) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        single = throughput(ours, lambda: torch.as_tensor(markov.sample(P, Q, B, T + 1,
+        single = throughput(ours, lambda: torch.as_tensor(chain.sample(P, Q, B, T + 1,
                                                                          rng=next(rng)),
                                                            dtype=torch.long), steps)
     finally:

@@ -5,10 +5,15 @@
    against the naive loop that builds an ``Architecture`` per point and calls ``lambda_a``,
    side by side, with their agreement checked.  Target: the vectorized grid under 1 s on one
    CPU core.
-2. The finite-width simulator: layers x tokens x width processed per second on the CPU, for
+2. The one-layer (q, p) map over the same grid from (q, p) = (1, 0.5):
+   ``tdyn.signalprop.theory.layer_map_grid`` (vectorized) against ``layer_map`` called once per
+   architecture (on every ``--loop-every``-th row, extrapolated), checked equal to 1e-12, for
+   tanh (a 201 x 201-node quadrature of the MLP kernel per grid point: the floor of the
+   vectorized map) and erf (closed form).  Target: well under 1 s for 200 x 200.
+3. The finite-width simulator: layers x tokens x width processed per second on the CPU, for
    both weight samplers.
 
-Run:  .venv/bin/python benchmarks/bench_signalprop.py [--grid 200] [--repeat 3]
+Run:  .venv/bin/python benchmarks/bench_signalprop.py [--grid 200] [--repeat 3] [--loop-every 10]
 """
 
 import argparse
@@ -23,7 +28,7 @@ import torch
 
 from tdyn.signalprop.architecture import Architecture
 from tdyn.signalprop.simulate import simulate
-from tdyn.signalprop.theory import lambda_a, phase_diagram
+from tdyn.signalprop.theory import lambda_a, layer_map, layer_map_grid, phase_diagram
 
 
 def bench_phase_diagram(size: int, repeat: int) -> None:
@@ -44,6 +49,27 @@ def bench_phase_diagram(size: int, repeat: int) -> None:
     print(f"  speed-up                          : {naive / vectorized:9.1f}x")
 
 
+def bench_layer_map(size: int, loop_every: int) -> None:
+    alpha = np.linspace(0.01, 0.99, size)
+    sigma_w = np.linspace(1.0, 4.0, size)
+    print(f"one-layer (q, p) map from (1, 0.5), {size} x {size} architectures "
+          f"(load {os.getloadavg()[0]:.2f}):")
+    for phi in ("tanh", "erf"):
+        arch = Architecture(phi=phi)
+        start = time.perf_counter()
+        q, p = layer_map_grid(arch, ("alpha", alpha), ("sigma_w", sigma_w), 1.0, 0.5)
+        vectorized = time.perf_counter() - start
+        rows = sigma_w[::loop_every]
+        start = time.perf_counter()
+        loop = np.array([[layer_map(1.0, 0.5, arch.replace(alpha_A=a, alpha_M=a, sigma_w=s))
+                          for a in alpha] for s in rows])
+        naive = (time.perf_counter() - start) * size / len(rows)
+        np.testing.assert_allclose(np.stack([q, p], -1)[::loop_every], loop, rtol=0, atol=1e-12)
+        print(f"  {phi:>4}: loop {naive:8.3f} s (extrapolated from {len(rows)} rows), "
+              f"vectorized {vectorized:8.3f} s, speed-up {naive / vectorized:7.1f}x "
+              f"(target < 1 s: {'met' if vectorized < 1 else 'NOT met'})")
+
+
 def bench_simulator(n: int, d: int, seeds: int, depth: int) -> None:
     torch.set_num_threads(1)
     arch = Architecture(n=n, d=d)
@@ -61,8 +87,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", type=int, default=200, help="grid points per axis")
     parser.add_argument("--repeat", type=int, default=3, help="timing repeats (best taken)")
+    parser.add_argument("--loop-every", type=int, default=10,
+                        help="time the per-architecture loop on every k-th row only")
     args = parser.parse_args()
     bench_phase_diagram(args.grid, args.repeat)
+    bench_layer_map(args.grid, args.loop_every)
     bench_simulator(n=32, d=256, seeds=8, depth=10)
     bench_simulator(n=32, d=1024, seeds=4, depth=5)
 

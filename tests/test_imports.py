@@ -83,3 +83,24 @@ def test_no_import_circle():
         if module not in state:
             visit(module)
     assert not circles, "import circles:\n" + "\n".join(circles)
+
+
+def test_light_modules_load_neither_torch_nor_seaborn():
+    """Chapters that only plot theory start fast: no torch (1 s), no seaborn (1 s)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tdyn.plotting, tdyn.signalprop.theory, tdyn.markov.chain, "
+            "tdyn.markov.reduced, tdyn.cooccurrence.data, tdyn.runs.store; "
+            "print(sorted({'torch', 'seaborn'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_palette_is_seaborns_colorblind():
+    import seaborn as sns
+
+    from tdyn.plotting import PALETTE
+
+    assert PALETTE == list(sns.color_palette("colorblind"))

@@ -12,9 +12,13 @@ Called by ``make book``.  Steps:
    ``TDYN_REPOSITORY_URL`` set (the GitHub Actions workflow sets it from the repository it
    runs in) the pages get repository, issue and edit links, Binder and Colab launch buttons,
    ``html_baseurl``, a sitemap and Open Graph metadata; without it, none of them.
-3. Run ``jupyter-book build`` with warnings as errors and nitpicky cross-references.
-4. On failure, name each chapter whose execution failed and print its cell traceback.
-5. Check that the HTML loads nothing from the network: every script, stylesheet and image
+3. Execute every chapter the execution cache lacks, in parallel (one kernel per core, the
+   slowest chapters of the last build first), and store the results in the cache
+   (:func:`execute_chapters`), so that jupyter-book reads them all from it; a chapter that
+   fails here is left to jupyter-book, which executes it again and reports it.
+4. Run ``jupyter-book build`` with warnings as errors and nitpicky cross-references.
+5. On failure, name each chapter whose execution failed and print its cell traceback.
+6. Check that the HTML loads nothing from the network: every script, stylesheet and image
    is served from the build itself, MathJax included.
 """
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import os
 import re
 import shutil
@@ -29,6 +34,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import yaml
@@ -140,6 +146,84 @@ def write_build_config(book: Path, env: Mapping[str, str] = os.environ) -> Path:
     return path
 
 
+def toc_notebooks(book: Path) -> list[Path]:
+    """The sources the table of contents lists that have code cells (MyST notebooks)."""
+    toc = yaml.safe_load((book / "_toc.yml").read_text())
+    names, stack = [toc["root"]], [toc]
+    while stack:
+        node = stack.pop()
+        for key in ("parts", "chapters", "sections"):
+            for child in node.get(key, []):
+                names.extend([child["file"]] if "file" in child else [])
+                stack.append(child)
+    paths = [book / f"{name}.md" for name in names]
+    return [p for p in paths if p.is_file() and "```{code-cell}" in p.read_text()]
+
+
+def _execute(path: str, timeout: int) -> tuple[dict, float, str | None]:
+    """Execute the MyST notebook at ``path`` in its folder: (notebook, seconds, traceback)."""
+    from jupyter_cache.executors.utils import single_nb_execution
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    nb = read_myst_markdown_notebook(Path(path).read_text("utf8"), add_source_map=True,
+                                     path=path)
+    result = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=timeout,
+                                 allow_errors=False)
+    return nb, result.time, result.exc_string
+
+
+def execute_chapters(book: Path, workers: int | None = None) -> None:
+    """Execute, ``workers`` kernels at a time (default one per core, each kernel with its
+    share of the cores as OpenMP threads, so that they do not oversubscribe them), every
+    chapter whose code the execution cache of ``book`` does not hold, and cache each that
+    succeeds, read as jupyter-book reads it (so that its build finds them); the slowest
+    chapters of the last run go first (``_build/.chapter-seconds.json``)."""
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    cache = get_cache(str(book / "_build" / ".jupyter_cache"))
+    times_file = book / "_build" / ".chapter-seconds.json"
+    seconds = json.loads(times_file.read_text()) if times_file.exists() else {}
+    pending = []
+    for path in toc_notebooks(book):
+        nb = read_myst_markdown_notebook(path.read_text("utf8"), add_source_map=True,
+                                         path=str(path))
+        try:
+            cache.match_cache_notebook(nb)
+        except KeyError:
+            pending.append(path)
+    if not pending:
+        return
+    pending.sort(key=lambda p: -seconds.get(p.relative_to(book).as_posix(), float("inf")))
+    config = yaml.safe_load((book / "_config.yml").read_text())
+    timeout = config.get("execute", {}).get("timeout", 30)
+    cores = os.cpu_count() or 1
+    workers = min(workers or cores, len(pending))
+    print(f"executing {len(pending)} chapter(s), {workers} at a time", flush=True)
+    threads = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(max(1, cores // workers))  # kernels inherit it
+    try:
+        with ThreadPoolExecutor(workers) as pool:  # each thread drives one kernel process
+            futures = {pool.submit(_execute, str(path), timeout): path for path in pending}
+            for future in as_completed(futures):
+                name = futures[future].relative_to(book).as_posix()
+                nb, elapsed, error = future.result()
+                seconds[name] = elapsed
+                print(f"  {name}: {elapsed:.1f} s"
+                      + (" FAILED (jupyter-book reports it)" if error else ""), flush=True)
+                if error is None:
+                    cache.cache_notebook_bundle(CacheBundleIn(
+                        nb, str(futures[future]), data={"execution_seconds": elapsed}),
+                        check_validity=False, overwrite=True)
+    finally:
+        if threads is None:
+            os.environ.pop("OMP_NUM_THREADS")
+        else:
+            os.environ["OMP_NUM_THREADS"] = threads
+    times_file.write_text(json.dumps(seconds, indent=1, sort_keys=True) + "\n")
+
+
 def report_failures(book: Path) -> None:
     """Print the execution traceback of every chapter that failed to execute."""
     reports = book / "_build" / "html" / "reports"
@@ -188,9 +272,11 @@ def ensure_loopback() -> None:
                          "be brought up; Jupyter kernels need it (run `ip link set lo up`).")
 
 
-def build(book: Path, keyed_paths: list[Path], env: Mapping[str, str] = os.environ) -> int:
+def build(book: Path, keyed_paths: list[Path], env: Mapping[str, str] = os.environ,
+          workers: int | None = None) -> int:
     """Build ``book`` strictly; returns 0 on success, non-zero with a report otherwise.
-    ``env`` holds the publishing settings (:func:`publishing_config`).
+    ``env`` holds the publishing settings (:func:`publishing_config`); ``workers``: chapters
+    executed at a time (:func:`execute_chapters`).
 
     Two stamps in ``_build/``: ``.cache-key`` names the library state the execution cache was
     made with (the cache is cleared when it differs); ``.build-ok`` exists only after a
@@ -209,12 +295,17 @@ def build(book: Path, keyed_paths: list[Path], env: Mapping[str, str] = os.envir
         shutil.rmtree(build_dir / ".jupyter_cache", ignore_errors=True)
         ok_file.unlink(missing_ok=True)
     read_all = not ok_file.exists()
+    # after a good build, only chapters edited since need the executor (they are few: the
+    # build's own executor takes them); otherwise every one the cache lacks
+    done = 0.0 if read_all else ok_file.stat().st_mtime
     if read_all:
         shutil.rmtree(build_dir / ".doctrees", ignore_errors=True)
     build_dir.mkdir(parents=True, exist_ok=True)
     key_file.write_text(key + "\n")
     ok_file.unlink(missing_ok=True)
     shutil.rmtree(build_dir / "html" / "reports", ignore_errors=True)
+    if any(p.stat().st_mtime > done for p in toc_notebooks(book)):
+        execute_chapters(book, workers)
     cmd = [
         str(Path(sys.executable).parent / "jupyter-book"), "build", str(book),
         "--config", str(write_build_config(book, env)),

@@ -12,11 +12,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import matplotlib as mpl
-import seaborn as sns
+import matplotlib.colors
 from matplotlib import patheffects
 
-PALETTE = sns.color_palette("colorblind")
-"""Colour-blind-safe qualitative palette (seaborn's ``colorblind``)."""
+PALETTE = [matplotlib.colors.to_rgb(c) for c in (
+    "#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494",
+    "#ece133", "#56b4e9")]
+"""Colour-blind-safe qualitative palette: seaborn's ``colorblind``, written out so that a
+chapter does not import seaborn (1 s) for ten colours (tests/test_imports.py compares)."""
 
 SEQUENTIAL_CMAP = "viridis"
 """Perceptually uniform map for heat maps of one signed-free quantity."""
@@ -63,7 +66,6 @@ _RC = {
 def use_book_style() -> None:
     """Apply the book's matplotlib style and colour palette, and render inline figures as PNG
     at twice the pixel density (sharp on high-DPI screens)."""
-    sns.set_palette(PALETTE)
     mpl.rcParams.update(_RC)
     mpl.rcParams["axes.prop_cycle"] = mpl.cycler(color=PALETTE)
     try:  # only inside IPython

@@ -17,9 +17,11 @@ from tdyn.signalprop.theory import (
     angle_exponent,
     attention_map,
     collapsed_fixed_point,
+    giorlandino_goldt_architecture,
     lambda_a,
     lambda_a_from_map,
     layer_map,
+    layer_map_grid,
     phase,
     phase_diagram,
     simplex_fixed_point,
@@ -141,6 +143,35 @@ def test_phase_diagram_is_the_pointwise_closed_form():
     np.testing.assert_allclose(flat, lambda_a(BASE), rtol=1e-14)
     with pytest.raises(ValueError, match="n values"):
         phase_diagram(BASE, ("sigma_A", x), ("n", [1.5]))
+
+
+GRID_CASES = [
+    (BASE, ("alpha", np.linspace(0.05, 0.95, 5)), ("sigma_w", np.linspace(0.5, 4.0, 4)), {}),
+    (BASE.replace(phi="erf", norm="post", residual="plain", sigma_b1=0.3, sigma_b2=0.2),
+     ("sigma_A", [0.5, 2.0, 4.0]), ("sigma_V", [0.3, 1.0]), {}),
+    (BASE.replace(phi="relu", sigma_2=1.5), ("alpha_A", [0.1, 0.6, 0.9]),
+     ("sigma_2", [0.7, 2.5]), {}),
+    (giorlandino_goldt_architecture(1.0, 1.0, 1.0, 0.01), ("sigma_A", [0.5, 3.0, 6.0]),
+     ("alpha_M", [0.5, 1.0]), {"softmax": "entropy_collapse"}),
+]
+
+
+@pytest.mark.parametrize("case", range(len(GRID_CASES)))
+def test_layer_map_grid_is_the_loop_over_architectures(case):
+    arch, x, y, kw = GRID_CASES[case]
+    q, p = layer_map_grid(arch, x, y, q=1.3, p=0.6, **kw)
+    assert q.shape == p.shape == (len(y[1]), len(x[1]))
+    for iy, vy in enumerate(y[1]):
+        for ix, vx in enumerate(x[1]):
+            changes = {}
+            for name, value in ((x[0], vx), (y[0], vy)):
+                changes.update({"alpha_A": value, "alpha_M": value} if name == "alpha"
+                               else {name: float(value)})
+            loop = layer_map(1.3, 0.6, arch.replace(**changes), **kw)
+            np.testing.assert_allclose([q[iy, ix], p[iy, ix]], [float(v) for v in loop],
+                                       rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="sweep n"):
+        layer_map_grid(arch, ("n", [4, 8]), y)
 
 
 def test_phase_labels():

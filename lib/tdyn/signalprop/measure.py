@@ -24,41 +24,120 @@ from tdyn.devices import resolve_device, torch_threads
 from tdyn.signalprop.architecture import Architecture
 from tdyn.signalprop.gradients import default_start
 from tdyn.signalprop.simulate import (
+    SAMPLERS,
     BatchScales,
     DenseWeights,
+    ProjectedWeights,
     Simulation,
     check_batch,
     forward,
     initial_tokens,
     replicate_seed,
-    simulate,
+    simplex_init,
 )
-from tdyn.signalprop.theory import check_protocol, collapsed_fixed_point
+from tdyn.signalprop.theory import check_protocol, collapsed_line
 
 
 def measured_angle_exponent(archs: Architecture | Sequence[Architecture], layers: int = 1,
                             gap: float = 1e-3, n_seeds: int = 8, seed: int = 0,
-                            device: str = "cpu", at: str = "fixed-point"
-                            ) -> tuple[np.ndarray, np.ndarray]:
+                            device: str = "cpu", at: str = "fixed-point",
+                            dtype=torch.float32, sampler: str = "auto", chunk: int | None = None,
+                            cpu_threads: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
     """lambda_a measured in simulation: per seed, log[(1 - rho_L) / (1 - rho_0)] / L over
     ``layers`` layers from rho_0 = 1 - ``gap`` at the collapsed fixed point q* of each
     architecture (at q = 1 where there is none: ``plain`` pre-LN); ``at="ln-scale"``: from
     q = 1, the LayerNorm scale (the re-implementations use gap = 0.01, one layer).
 
+    Any (n, d): the tokens start on the exact simplex where d > n, else from the Gaussian one
+    (:func:`tdyn.signalprop.simulate.initial_tokens`; rho_0 is then the measured start).
+    ``sampler``: ``projected``, ``weights`` or ``auto`` (:func:`choose_sampler`).  Random draws
+    are float64 whatever ``dtype`` (the networks of float32 and float64 runs are the same);
+    the blocks run in ``dtype``, ``chunk`` architectures at a time (None: :func:`choose_chunk`),
+    every chunk with the same weights of each seed (common random numbers).
+
     Returns the seed mean and its standard error, one per architecture.
     """
-
-    if isinstance(archs, Architecture):
-        archs = [archs]
+    archs = check_batch(archs, layers, n_seeds, min_depth=1)
     check_protocol(at)
     if not 0 < gap < 1:
         raise ValueError(f"gap={gap!r} must lie in (0, 1)")
-    q_star = np.array([collapsed_fixed_point(a).q for a in archs])
-    q0 = np.where(np.isnan(q_star) | (at == "ln-scale"), 1.0, q_star)
-    sim = simulate(archs, depth=layers, q0=q0, rho0=1.0 - gap, n_seeds=n_seeds, seed=seed,
-                   device=device)
-    estimates = np.log((1.0 - sim.rho[:, :, 2 * layers]) / gap) / layers
-    return Simulation.mean_sem(estimates)
+    a0 = archs[0]
+    sampler = choose_sampler(a0.n, a0.d) if sampler == "auto" else sampler
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler={sampler!r} is not allowed; choose one of "
+                         f"{('auto', *SAMPLERS)}")
+    chunk = choose_chunk(a0.n, a0.d, a0.hidden, n_seeds) if chunk is None else chunk
+    if not (isinstance(chunk, int) and chunk >= 1):
+        raise ValueError(f"chunk={chunk!r} must be an integer >= 1")
+    q0 = np.ones(len(archs)) if at == "ln-scale" else collapsed_line_norms(archs)
+    dev = resolve_device(device)
+    with torch_threads(dev, cpu_threads):
+        rates = _angle_rates(archs, layers, q0, gap, n_seeds, seed, sampler, chunk, dtype, dev)
+    return Simulation.mean_sem(rates)
+
+
+def choose_sampler(n: int, d: int) -> str:
+    """``projected`` where its QR factorizations are cheaper than dense products (d >= 4 n),
+    else ``weights`` (dense Gaussian matrices, shared by the architectures of a batch)."""
+    return "projected" if d >= 4 * n else "weights"
+
+
+def choose_chunk(n: int, d: int, hidden: int, n_seeds: int) -> int:
+    """Architectures per block evaluation: the largest count whose token arrays (S chunk n
+    max(d, D) entries; attention never forms the n x n logits) stay within about 2^19 entries
+    (2 MiB of float32, a core's L2 cache)."""
+    return max(1, 2**19 // (n_seeds * n * max(d, hidden)))
+
+
+def collapsed_line_norms(archs: Sequence[Architecture]) -> np.ndarray:
+    """q* of every architecture (1 where there is none), vectorized: the norm of
+    :func:`tdyn.signalprop.theory.collapsed_line`."""
+    a0 = archs[0]
+    fields = {name: np.array([getattr(a, name) for a in archs])
+              for name in ("alpha_A", "alpha_M", "sigma_w", "sigma_V", "sigma_bV", "sigma_b1",
+                           "sigma_b2")}
+    fields["sigma_2"] = np.array([a.readout_scale for a in archs])
+    line = collapsed_line(fields.pop("alpha_A"), fields.pop("alpha_M"), fields.pop("sigma_w"),
+                          phi=a0.phi, residual=a0.residual, norm=a0.norm, **fields)
+    return np.broadcast_to(line.q, (len(archs),)).astype(float)
+
+
+def _one_minus_rho(x: torch.Tensor) -> torch.Tensor:
+    """1 - p/q of tokens x (..., n, d) from the centred tokens (no cancellation near rho = 1):
+    q - p = sum_i |x_i - mean|^2 / ((n - 1) d), q = sum_i |x_i|^2 / (n d); float64 result."""
+    n = x.shape[-2]
+    spread = torch.linalg.vector_norm(x - x.mean(-2, keepdim=True), dim=(-2, -1)).double()
+    return spread**2 * n / ((n - 1) * torch.linalg.vector_norm(x, dim=(-2, -1)).double() ** 2)
+
+
+def _angle_rates(archs, layers, q0, gap, n_seeds, seed, sampler, chunk, dtype,
+                 dev) -> np.ndarray:
+    """Per architecture and seed (P, S), log[(1 - rho_L) / (1 - rho_0)] / L: seed-major
+    batches of ``chunk`` architectures through the blocks of :func:`forward`."""
+    a0 = archs[0]
+    n, d, hidden = a0.n, a0.d, a0.hidden
+    gens = [torch.Generator(device=dev).manual_seed(replicate_seed(seed, k))
+            for k in range(n_seeds)]
+    init = simplex_init(n, d)
+    x0 = torch.stack([initial_tokens(n, d, 1.0, 1.0 - gap, g, init, torch.float64, dev)
+                      for g in gens]).to(dtype)[:, None]  # (S, 1, n, d)
+    start = _one_minus_rho(x0)  # (S, 1)
+    biases = any(a.has_biases for a in archs)
+    drawn = [ProjectedWeights(d, hidden, n, gens, torch.float64, dev, biases=biases)
+             if sampler == "projected" else
+             DenseWeights(d, hidden, gens, torch.float64, dev, biases=biases)
+             for _ in range(layers)]
+    rates = []
+    with torch.no_grad():
+        for lo in range(0, len(archs), chunk):
+            part = archs[lo:lo + chunk]
+            scale = torch.tensor(np.sqrt(q0[lo:lo + chunk]), dtype=dtype, device=dev)
+            x = (x0 * scale[:, None, None]).reshape(-1, n, d)  # (S P, n, d), seed-major
+            weights = [w.shared(len(part), dtype) for w in drawn]
+            x = forward(x, weights, BatchScales.of(part * n_seeds, 1, dtype, dev), a0)
+            end = _one_minus_rho(x.reshape(n_seeds, len(part), n, d))
+            rates.append((torch.log(end / start) / layers).T)
+    return torch.cat(rates).cpu().numpy()
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,8 +212,8 @@ def measure_jacobian(archs: Architecture | Sequence[Architecture], depth: int,
 
     Tokens start on the collapsed line at norm ``q0`` (default :func:`default_start` per
     architecture and protocol ``at``: q* or, for ``ln-scale``, 1); with ``rho0`` < 1 they start
-    instead from the exact simplex of cosine ``rho0`` at that norm
-    (:func:`tdyn.signalprop.simulate.initial_tokens`; the re-implementations use 0.99).
+    instead from the simplex of cosine ``rho0`` at that norm (exact where d > n, else
+    Gaussian: :func:`tdyn.signalprop.simulate.simplex_init`; the re-implementations use 0.99).
     Weights are dense Gaussian draws (:class:`tdyn.signalprop.simulate.DenseWeights`),
     seeded per replicate like :func:`tdyn.signalprop.simulate.simulate`.  ``exact``: all n d
     vector-Jacobian products (use for n d up to a few hundred); ``probe``: ``n_probes``
@@ -166,7 +245,8 @@ def _measure(archs, depth, q0, n_seeds, seed, method, n_probes, dev,
     if rho0 is None:
         x0 = torch.stack([_collapsed_tokens(n, d, 1.0, g, dtype, dev) for g in gens])
     else:
-        x0 = torch.stack([initial_tokens(n, d, 1.0, rho0, g, "exact", dtype, dev) for g in gens])
+        x0 = torch.stack([initial_tokens(n, d, 1.0, rho0, g, simplex_init(n, d), dtype, dev)
+                          for g in gens])
     scale = torch.tensor(np.sqrt(q0), dtype=dtype, device=dev).repeat_interleave(n_seeds)
     x0 = (x0.repeat(n_arch, 1, 1) * scale[:, None, None]).requires_grad_(True)
     scales = BatchScales.of(archs, n_seeds, dtype, dev)
@@ -226,12 +306,12 @@ def measure_parameter_gradients(archs: Architecture | Sequence[Architecture], de
     l = 1..L, for one Gaussian probe r per network: {name: array (P, S, L)}, names
     :data:`PARAMETER_NAMES` (unit-variance matrices; the scale of each is a constant factor).
 
-    Tokens start from the exact simplex of cosine 1 - ``gap`` at norm ``q0`` (default
-    :func:`default_start` of ``at``), so that W_Q and W_K, whose gradients vanish on the
-    collapsed line, get gradients of order ``gap``.  Weights are dense Gaussian draws seeded
-    per replicate like :func:`measure_jacobian`.  ``probe``: ``gaussian`` (r ~ N(0, I) on every
-    token) or ``common`` (one Gaussian vector repeated on every token: only the common mode is
-    back-propagated from the output).
+    Tokens start from the simplex of cosine 1 - ``gap`` (exact where d > n, else Gaussian) at
+    norm ``q0`` (default :func:`default_start` of ``at``), so that W_Q and W_K, whose
+    gradients vanish on the collapsed line, get gradients of order ``gap``.  Weights are dense
+    Gaussian draws seeded per replicate like :func:`measure_jacobian`.  ``probe``:
+    ``gaussian`` (r ~ N(0, I) on every token) or ``common`` (one Gaussian vector repeated on
+    every token: only the common mode is back-propagated from the output).
     """
     archs = check_batch(archs, depth, n_seeds, min_depth=1)
     check_protocol(at)
@@ -246,8 +326,8 @@ def measure_parameter_gradients(archs: Architecture | Sequence[Architecture], de
         n, d, n_arch = a0.n, a0.d, len(archs)
         gens = [torch.Generator(device=dev).manual_seed(replicate_seed(seed, k))
                 for k in range(n_seeds)]
-        x0 = torch.stack([initial_tokens(n, d, 1.0, 1.0 - gap, g, "exact", dtype, dev)
-                          for g in gens])
+        x0 = torch.stack([initial_tokens(n, d, 1.0, 1.0 - gap, g, simplex_init(n, d), dtype,
+                                         dev) for g in gens])
         scale = torch.tensor(np.sqrt(q0), dtype=dtype, device=dev).repeat_interleave(n_seeds)
         x0 = x0.repeat(n_arch, 1, 1) * scale[:, None, None]
         scales = BatchScales.of(archs, n_seeds, dtype, dev)

@@ -12,6 +12,7 @@ does not depend on which other points share the batch.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -55,12 +56,24 @@ def initial_tokens(n: int, d: int, q: float, rho: float, generator: torch.Genera
     raise ValueError(f"init={init!r} is not allowed; choose one of {INITS}")
 
 
+def simplex_init(n: int, d: int) -> str:
+    """The start :func:`initial_tokens` can give n tokens of width d: ``exact`` where d > n,
+    else ``gaussian``."""
+    return "exact" if d >= n + 1 else "gaussian"
+
+
 def layer_norm(x: torch.Tensor) -> torch.Tensor:
     """LN(x) = sqrt(d) x / |x| along the last axis (no gain, no bias)."""
     return x * (x.shape[-1] ** 0.5) / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
 
 
-_ACTIVATIONS = {"tanh": torch.tanh, "erf": torch.erf, "relu": torch.relu}
+def _tanh(x: torch.Tensor) -> torch.Tensor:
+    """tanh(x) = 2 sigmoid(2x) - 1 (absolute error at the dtype's resolution; torch's CPU tanh
+    is 3 to 10 times slower than its sigmoid)."""
+    return 2.0 * torch.sigmoid(2.0 * x) - 1.0
+
+
+_ACTIVATIONS = {"tanh": _tanh, "erf": torch.erf, "relu": torch.relu}
 
 
 @dataclass(frozen=True)
@@ -127,7 +140,27 @@ def _gaussian_matrices(sizes: dict[str, tuple[int, int]], generators: Sequence[t
     return matrices
 
 
-class DenseWeights:
+class _LayerWeights:
+    """What :class:`DenseWeights` and :class:`ProjectedWeights` share: one drawn set per
+    generator (times ``repeat``), stacked on axis 0.  A batch of B transformers with S drawn
+    sets is seed-major: transformer b uses set b // (B / S), so one set may serve several
+    transformers (common random numbers), each set applied as one product over their tokens."""
+
+    matrices: dict[str, torch.Tensor]
+    biases: dict[str, torch.Tensor] | None
+
+    def shared(self, per: int, dtype) -> _LayerWeights:
+        """These weights in ``dtype`` for a seed-major batch in which each drawn set serves
+        ``per`` consecutive transformers (the bias rows repeated to match)."""
+        other = copy.copy(self)
+        other.matrices = {k: v.to(dtype) for k, v in self.matrices.items()}
+        if self.biases is not None:
+            other.biases = {k: v.to(dtype).repeat_interleave(per, 0)
+                            for k, v in self.biases.items()}
+        return other
+
+
+class DenseWeights(_LayerWeights):
     """One layer's weight matrices for each transformer of a batch, drawn explicitly.
 
     Unit-variance Gaussian matrices ``Q``, ``K``, ``V`` (d x d), ``W1`` (D x d), ``W2`` (d x D),
@@ -142,11 +175,25 @@ class DenseWeights:
                        else None)
 
     def apply(self, name: str, y: torch.Tensor) -> torch.Tensor:
-        """y W^T for inputs y of shape (B, n, fan_in)."""
-        return y @ self.matrices[name].transpose(1, 2)
+        """y W^T for inputs y of shape (B, n, fan_in) (seed-major, :class:`_LayerWeights`)."""
+        w = self.matrices[name]
+        out = y.reshape(w.shape[0], -1, y.shape[-1]) @ w.transpose(1, 2)
+        return out.reshape(*y.shape[:-1], w.shape[1])
+
+    def query_key(self, y: torch.Tensor, scale) -> tuple[torch.Tensor, torch.Tensor]:
+        """(u, k) with u k^T = scale (y W_Q^T)(y W_K^T)^T, the attention logits: u = scale y
+        W_Q^T W_K and k = y, through the d x d product W_Q^T W_K where its d^3 cost is below
+        that of one product with the tokens of the transformers sharing the set."""
+        q, k = self.matrices["Q"], self.matrices["K"]
+        rows = y.reshape(q.shape[0], -1, y.shape[-1])
+        if y.shape[-1] <= rows.shape[1]:
+            u = rows @ (q.transpose(1, 2) @ k)
+        else:
+            u = (rows @ q.transpose(1, 2)) @ k
+        return u.reshape(y.shape) * scale, y
 
 
-class ProjectedWeights:
+class ProjectedWeights(_LayerWeights):
     """One layer's weights, sampled only where the n tokens see them (exact in distribution).
 
     A weight matrix W with i.i.d. N(0, 1) entries is applied once, to the n x fan_in input Y.
@@ -161,25 +208,33 @@ class ProjectedWeights:
                  dtype, device, repeat: int = 1, biases: bool = False):
         kd, kh = min(d, n), min(hidden, n)
         sizes = {"Q": (d, kd), "K": (d, kd), "V": (d, kd), "W1": (hidden, kd), "W2": (d, kh)}
-        self.projections = _gaussian_matrices(sizes, generators, dtype, device, repeat)
+        self.matrices = _gaussian_matrices(sizes, generators, dtype, device, repeat)
         self.biases = (_draw_biases(d, hidden, generators, dtype, device, repeat) if biases
                        else None)
 
     def apply(self, name: str, y: torch.Tensor) -> torch.Tensor:
-        """A sample of y W^T for inputs y of shape (B, n, fan_in)."""
+        """A sample of y W^T for inputs y of shape (B, n, fan_in) (seed-major)."""
         r = torch.linalg.qr(y.transpose(1, 2), mode="reduced").R  # (B, k, n)
-        return (self.projections[name] @ r).transpose(1, 2)
+        z = self.matrices[name]  # (S, fan_out, k)
+        out = z[:, None] @ r.reshape(z.shape[0], -1, *r.shape[1:])
+        return out.reshape(y.shape[0], z.shape[1], -1).transpose(1, 2)
+
+    def query_key(self, y: torch.Tensor, scale) -> tuple[torch.Tensor, torch.Tensor]:
+        """(u, k) with u k^T a sample of the attention logits scale (y W_Q^T)(y W_K^T)^T =
+        scale R^T Z_Q^T Z_K R: one QR factorization of y (both projections see it)."""
+        r = torch.linalg.qr(y.transpose(1, 2), mode="reduced").R  # (B, k, n)
+        m = self.matrices["Q"].transpose(1, 2) @ self.matrices["K"]  # (S, k, k)
+        u = (m[:, None] @ r.reshape(m.shape[0], -1, *r.shape[1:])).reshape(r.shape)
+        return (u * scale).transpose(1, 2), r.transpose(1, 2)
 
 
 def attention_update(x: torch.Tensor, w, s: BatchScales, norm: str) -> torch.Tensor:
     """x <- c_A x + alpha_A W_V softmax(s) y (then LN for post-LN); x has shape (B, n, d)."""
     d = x.shape[-1]
     y = layer_norm(x) if norm == "pre" else x
-    queries = w.apply("Q", y) / d**0.5
-    keys = w.apply("K", y) / d**0.5
-    logits = s.sigma_A * (queries @ keys.transpose(1, 2)) / d**0.5
-    attn = torch.softmax(logits, dim=-1)
-    values = w.apply("V", attn @ y) * (s.sigma_V / d**0.5)
+    queries, keys = w.query_key(y, s.sigma_A / d**1.5)
+    attended = torch.nn.functional.scaled_dot_product_attention(queries, keys, y, scale=1.0)
+    values = w.apply("V", attended) * (s.sigma_V / d**0.5)
     if getattr(w, "biases", None) is not None:
         values = values + s.sigma_bV * w.biases["bV"]
     x = s.skip_A * x + s.alpha_A * values

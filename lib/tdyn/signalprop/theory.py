@@ -181,65 +181,107 @@ def annealed_excess_threshold(n: int, rho: float = 0.0, excess: float = 0.5, lo:
     return float("nan")
 
 
-def mlp_kernel(arch: Architecture, q_b, rho) -> np.ndarray:
-    """K_b(rho) = sigma_2^2 E[phi(u) phi(v)] + sigma_b2^2, Var u = Var v = sigma_w^2 q_b +
-    sigma_b1^2, Cov(u, v) = sigma_w^2 q_b rho + sigma_b1^2 (q_b scalar; no biases by default)."""
-    var = arch.sigma_w**2 * float(q_b) + arch.sigma_b1**2
-    corr = np.clip(rho, -1.0, 1.0)
-    if arch.sigma_b1:
-        corr = (arch.sigma_w**2 * float(q_b) * corr + arch.sigma_b1**2) / var
-    if arch.phi in ("erf", "relu"):
-        k = kernel_closed_form(arch.phi, var, corr)
-    else:
-        k = kernel_quadrature(arch.phi, var, corr, order=KERNEL_ORDER)
-    return arch.readout_scale**2 * k + arch.sigma_b2**2
+MAP_FIELDS = ("sigma_A", "sigma_V", "sigma_w", "sigma_2", "alpha_A", "alpha_M", "sigma_bV",
+              "sigma_b1", "sigma_b2")
+"""The hyperparameters the (q, p) map reads (``sigma_2`` the readout scale); the map takes
+each as a scalar or as an array broadcast with q and p (one architecture per entry)."""
 
 
-def mlp_diagonal(arch: Architecture, q_b: float) -> float:
+def map_fields(arch: Architecture) -> dict[str, float]:
+    """The :data:`MAP_FIELDS` of one architecture."""
+    return {name: arch.readout_scale if name == "sigma_2" else getattr(arch, name)
+            for name in MAP_FIELDS}
+
+
+def _mlp_diagonal(h: dict, phi: str, q_b) -> np.ndarray:
     """K_b(1) = sigma_2^2 E[phi(u)^2] + sigma_b2^2, Var u = sigma_w^2 q_b + sigma_b1^2."""
-    var = arch.sigma_w**2 * float(q_b) + arch.sigma_b1**2
-    return arch.readout_scale**2 * float(kernel_diagonal(arch.phi, var)) + arch.sigma_b2**2
+    var = h["sigma_w"] ** 2 * q_b + h["sigma_b1"] ** 2
+    return h["sigma_2"] ** 2 * kernel_diagonal(phi, var) + h["sigma_b2"] ** 2
+
+
+def _mlp_kernel(h: dict, phi: str, q_b, rho) -> np.ndarray:
+    """K_b(rho) = sigma_2^2 E[phi(u) phi(v)] + sigma_b2^2, Var u = Var v = sigma_w^2 q_b +
+    sigma_b1^2, Cov(u, v) = sigma_w^2 q_b rho + sigma_b1^2, elementwise over broadcast arrays
+    (tanh by quadrature, once per distinct variance, at most 64 correlations per call)."""
+    var = h["sigma_w"] ** 2 * q_b + h["sigma_b1"] ** 2
+    corr = np.clip(rho, -1.0, 1.0)
+    corr = np.where(h["sigma_b1"] != 0, (h["sigma_w"] ** 2 * q_b * corr + h["sigma_b1"] ** 2)
+                    / var, corr)
+    var, corr = np.broadcast_arrays(np.asarray(var, dtype=float), corr)
+    if phi in ("erf", "relu"):
+        k = kernel_closed_form(phi, var, corr)
+    else:
+        k = np.empty(var.shape)
+        flat_var, flat_corr, flat_k = var.ravel(), corr.ravel(), k.reshape(-1)
+        for value in np.unique(flat_var):
+            index = np.flatnonzero(flat_var == value)
+            for part in np.array_split(index, -(-index.size // 64)):
+                flat_k[part] = kernel_quadrature(phi, value, flat_corr[part], order=KERNEL_ORDER)
+    return h["sigma_2"] ** 2 * k + h["sigma_b2"] ** 2
 
 
 def _branch_input(q, p, norm: str):
     return (np.ones_like(q), p / q) if norm == "pre" else (q, p)
 
 
+def _attention(q, p, h: dict, n: int, residual: str, norm: str, softmax: str, n_samples: int,
+               seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The attention sub-map with the hyperparameters ``h`` (scalars or arrays)."""
+    q, p = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(p, dtype=float))
+    q_b, p_b = _branch_input(q, p, norm)
+    s2, s11 = softmax_overlaps(n, p_b / q_b, h["sigma_A"] * q_b, softmax, n_samples, seed)
+    q_attn = h["sigma_V"] ** 2 * (p_b + (q_b - p_b) * s2) + h["sigma_bV"] ** 2
+    p_attn = h["sigma_V"] ** 2 * (p_b + (q_b - p_b) * s11) + h["sigma_bV"] ** 2
+    c2, a2 = skip_coefficient(h["alpha_A"], residual) ** 2, h["alpha_A"] ** 2
+    q_new, p_new = c2 * q + a2 * q_attn, c2 * p + a2 * p_attn
+    if norm == "post":
+        return np.ones_like(q_new), p_new / q_new
+    return q_new, p_new
+
+
+def _mlp(q, p, h: dict, phi: str, residual: str, norm: str) -> tuple[np.ndarray, np.ndarray]:
+    """The MLP sub-map with the hyperparameters ``h`` (scalars or arrays)."""
+    q, p = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(p, dtype=float))
+    q_b, p_b = _branch_input(q, p, norm)
+    k1, kp = _mlp_diagonal(h, phi, q_b), _mlp_kernel(h, phi, q_b, p_b / q_b)
+    c2, a2 = skip_coefficient(h["alpha_M"], residual) ** 2, h["alpha_M"] ** 2
+    q_new, p_new = c2 * q + a2 * k1, c2 * p + a2 * kp
+    if norm == "post":
+        return np.ones_like(q_new), p_new / q_new
+    return q_new, p_new
+
+
 def attention_map(q, p, arch: Architecture, softmax: str = "annealed", n_samples: int = 20000,
                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(q, p) after the attention sub-block (module docstring); arrays broadcast."""
-    q, p = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(p, dtype=float))
-    q_b, p_b = _branch_input(q, p, arch.norm)
-    s2, s11 = softmax_overlaps(arch.n, p_b / q_b, arch.sigma_A * q_b, softmax, n_samples, seed)
-    q_attn = arch.sigma_V**2 * (p_b + (q_b - p_b) * s2) + arch.sigma_bV**2
-    p_attn = arch.sigma_V**2 * (p_b + (q_b - p_b) * s11) + arch.sigma_bV**2
-    c2, a2 = arch.skip_A**2, arch.alpha_A**2
-    q_new, p_new = c2 * q + a2 * q_attn, c2 * p + a2 * p_attn
-    if arch.norm == "post":
-        return np.ones_like(q_new), p_new / q_new
-    return q_new, p_new
+    return _attention(q, p, map_fields(arch), arch.n, arch.residual, arch.norm, softmax,
+                      n_samples, seed)
 
 
 def mlp_map(q, p, arch: Architecture) -> tuple[np.ndarray, np.ndarray]:
     """(q, p) after the MLP sub-block (module docstring); arrays broadcast."""
-    q, p = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(p, dtype=float))
-    q_b, p_b = _branch_input(q, p, arch.norm)
-    k1, kp = np.empty(q.shape), np.empty(q.shape)
-    for value in np.unique(q_b):  # the kernel takes one variance at a time
-        mask = q_b == value
-        k1[mask] = mlp_diagonal(arch, value)
-        kp[mask] = mlp_kernel(arch, value, p_b[mask] / value)
-    c2, a2 = arch.skip_M**2, arch.alpha_M**2
-    q_new, p_new = c2 * q + a2 * k1, c2 * p + a2 * kp
-    if arch.norm == "post":
-        return np.ones_like(q_new), p_new / q_new
-    return q_new, p_new
+    return _mlp(q, p, map_fields(arch), arch.phi, arch.residual, arch.norm)
 
 
 def layer_map(q, p, arch: Architecture, softmax: str = "annealed", n_samples: int = 20000,
               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """One full block: the MLP sub-map after the attention sub-map."""
     return mlp_map(*attention_map(q, p, arch, softmax, n_samples, seed), arch)
+
+
+def layer_map_grid(arch: Architecture, x: tuple[str, np.ndarray], y: tuple[str, np.ndarray],
+                   q=1.0, p=0.5, softmax: str = "annealed", n_samples: int = 20000,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`layer_map` of (q, p) for every architecture of the grid y x x, vectorized:
+    (q', p'), each of shape (len(y values), len(x values)).  ``x``, ``y`` as in
+    :func:`phase_diagram` (any of :data:`GRID_PARAMETERS` but ``n``); ``q``, ``p`` broadcast
+    with the grid."""
+    if "n" in (x[0], y[0]):
+        raise ValueError("layer_map_grid cannot sweep n (the softmax takes one n); loop over n")
+    h, shape = _grid_fields(arch, x, y)
+    q, p = (np.broadcast_to(np.asarray(v, dtype=float), shape) for v in (q, p))
+    q1, p1 = _attention(q, p, h, arch.n, arch.residual, arch.norm, softmax, n_samples, seed)
+    return _mlp(q1, p1, h, arch.phi, arch.residual, arch.norm)
 
 
 def trajectory(arch: Architecture, depth: int, q0: float = 1.0, rho0: float = 0.5,
@@ -293,7 +335,7 @@ def collapsed_fixed_point(arch: Architecture) -> CollapsedFixedPoint:
     denom = 1.0 - c2a * c2m
     if arch.residual == "plain" or denom <= 0:
         return CollapsedFixedPoint(math.nan, math.nan)
-    k1 = mlp_diagonal(arch, 1.0)
+    k1 = float(_mlp_diagonal(map_fields(arch), arch.phi, 1.0))
     v2 = arch.sigma_V**2 + arch.sigma_bV**2
     q_star = (c2m * arch.alpha_A**2 * v2 + arch.alpha_M**2 * k1) / denom
     return CollapsedFixedPoint(q_star, c2a * q_star + arch.alpha_A**2 * v2)
@@ -473,27 +515,33 @@ def phase_diagram(arch: Architecture, x: tuple[str, np.ndarray], y: tuple[str, n
     ``at``, ``depth``: the evaluation protocol of :func:`angle_exponent`.
     """
     check_protocol(at, depth)
+    h, shape = _grid_fields(arch, x, y)
+    out = angle_exponent(h["alpha_A"], h["alpha_M"], h["sigma_w"], sigma_V=h["sigma_V"],
+                         sigma_2=h["sigma_2"], phi=arch.phi, residual=arch.residual,
+                         norm=arch.norm, q=q, at=at, depth=depth)
+    return np.broadcast_to(out, shape).copy()
+
+
+def _grid_fields(arch: Architecture, x: tuple[str, np.ndarray],
+                 y: tuple[str, np.ndarray]) -> tuple[dict, tuple[int, int]]:
+    """The :data:`MAP_FIELDS` of the grid y x x (the y values down axis 0, the x values along
+    axis 1, broadcast) and its shape; a tied readout (``sigma_2=None``) follows sigma_w."""
     (xn, xv), (yn, yv) = x, y
     for name in (xn, yn):
         if name not in GRID_PARAMETERS:
             raise ValueError(f"grid parameter {name!r} is not allowed; choose from "
                              f"{GRID_PARAMETERS}")
     xv, yv = np.asarray(xv, dtype=float), np.asarray(yv, dtype=float)
-    values = {"alpha_A": np.asarray(arch.alpha_A), "alpha_M": np.asarray(arch.alpha_M),
-              "sigma_w": np.asarray(arch.sigma_w), "sigma_V": np.asarray(arch.sigma_V),
-              "sigma_2": None if arch.sigma_2 is None else np.asarray(arch.sigma_2)}
+    h = {name: np.asarray(value, dtype=float) for name, value in map_fields(arch).items()}
     for name, grid in ((xn, xv[None, :]), (yn, yv[:, None])):
         _check_grid(name, grid, arch.residual)
-        if name in ("sigma_A", "n"):
-            continue
         if name == "alpha":
-            values["alpha_A"] = values["alpha_M"] = grid
-        else:
-            values[name] = grid
-    out = angle_exponent(values["alpha_A"], values["alpha_M"], values["sigma_w"],
-                         sigma_V=values["sigma_V"], sigma_2=values["sigma_2"], phi=arch.phi,
-                         residual=arch.residual, norm=arch.norm, q=q, at=at, depth=depth)
-    return np.broadcast_to(out, (yv.size, xv.size)).copy()
+            h["alpha_A"] = h["alpha_M"] = grid
+        elif name != "n":
+            h[name] = grid
+    if arch.sigma_2 is None and "sigma_2" not in (xn, yn):
+        h["sigma_2"] = h["sigma_w"]
+    return h, (yv.size, xv.size)
 
 
 def _check_grid(name: str, grid: np.ndarray, residual: str) -> None:
