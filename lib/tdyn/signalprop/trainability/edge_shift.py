@@ -100,9 +100,7 @@ def configurations(params: dict) -> list[dict]:
 
 def task_and_settings(params: dict, config: dict) -> tuple[TopicTask, TrainSettings]:
     """The task and the training settings of one configuration."""
-    task = TopicTask(vocab=params["vocab"], topics=params["topics"],
-                     seq_len=params["seq_len"], n_masked=params["n_masked"],
-                     concentration=params["concentration"], seed=params["task_seed"])
+    task = TopicTask.from_params(params)
     settings = TrainSettings(d=params["d"], depth=config["depth"], lr=config["lr"],
                              steps=params["steps"], batch=params["batch"],
                              test_size=params["test_size"], eval_every=params["eval_every"],
@@ -172,10 +170,11 @@ def run_batch(configs: Sequence[dict], params: dict):
     groups: dict[tuple, list[int]] = {}
     for position, config in enumerate(configs):
         groups.setdefault(ensemble_key(config), []).append(position)
+    refs = None  # the test set is the same for every ensemble: its reference losses once
     for positions in groups.values():
         chunk = [configs[p] for p in positions]
         task, settings = task_and_settings(params, chunk[0])
-        refs = task_reference_losses(task, settings)
+        refs = refs or task_reference_losses(task, settings)
         members = [Member(c["alpha"], c["alpha"], c["sigma_w"], params["sigma_A"],
                           seed=replicate_seed(params["seed"], c["seed_index"]),
                           sigma_V=c["sigma_V"]) for c in chunk]

@@ -56,9 +56,7 @@ def sweep_configs(params: dict) -> list[dict]:
 
 def task_and_settings(params: dict) -> tuple[TopicTask, TrainSettings]:
     """The task and training settings named by a sweep's parameters."""
-    task = TopicTask(vocab=params["vocab"], topics=params["topics"],
-                     seq_len=params["seq_len"], n_masked=params["n_masked"],
-                     concentration=params["concentration"], seed=params["task_seed"])
+    task = TopicTask.from_params(params)
     settings = TrainSettings(d=params["d"], depth=params["depth"], lr=params["lr"],
                              steps=params["steps"], batch=params["batch"],
                              test_size=params["test_size"], eval_every=params["eval_every"],

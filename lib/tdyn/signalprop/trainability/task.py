@@ -43,6 +43,14 @@ class TopicTask:
         if not (math.isfinite(self.concentration) and self.concentration > 0):
             raise ValueError(f"concentration={self.concentration!r} must be positive")
 
+    @classmethod
+    def from_params(cls, params) -> TopicTask:
+        """The task named by an experiment's parameters (vocab, topics, seq_len, n_masked,
+        concentration, task_seed)."""
+        return cls(vocab=params["vocab"], topics=params["topics"], seq_len=params["seq_len"],
+                   n_masked=params["n_masked"], concentration=params["concentration"],
+                   seed=params["task_seed"])
+
     @property
     def mask_id(self) -> int:
         """The id of the MASK symbol (the last row of the embedding)."""
