@@ -7,24 +7,24 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 
 from tdyn.markov import chain
 from tdyn.markov.figures import plot_gap_by_path, plot_precision_curves
 from tdyn.markov.precision_study import (
-    STUDY_PROFILES,
+    EXPERIMENT,
     agreement_frame,
     configurations,
     mechanism_at,
     parse_precisions,
     run_configuration,
     seeds,
-    study_params_file,
-    study_results,
 )
 from tdyn.runs.params import ParameterSpec
 from tdyn.runs.store import REPO_ROOT, first_non_finite
+from tdyn.runs.sweep import profile_results
 
 
 def _params(**changes):
@@ -93,13 +93,15 @@ def test_figures_draw(tiny_table):
 
 
 def test_committed_study_loads():
-    # The committed CPU runs of the study (chapter 4 of Part II plots them): every arm present,
-    # every run complete and finite, and the parameter files matching the stored runs.
-    table, provenances = study_results(root=REPO_ROOT / "data")
-    assert set(provenances) == set(STUDY_PROFILES)
+    # The committed CPU profile of the study (chapters 3 and 4 of Part II plot it): every arm
+    # present, every run complete and finite, and the profile matching the stored run.
+    table, provenance = profile_results(EXPERIMENT, "cpu", root=REPO_ROOT / "data")
+    assert provenance["params"]["arm_seq_len"] == 1024
     assert (table.status == "ok").all()
+    assert np.isfinite(np.concatenate(table.eval_loss.to_numpy())).all()
     arms = table.groupby("arm").size().to_dict()
-    assert arms == {"mechanism": 6, "precision": 6, "long": 1}
+    assert arms == {"mechanism": 6, "precision": 6, "long": 3}
     assert set(table[table.arm == "mechanism"].init) == {"standard", "proposed", "canonical"}
-    with pytest.raises(ValueError, match="one of"):
-        study_params_file("cpu-unknown")
+    long = table[table.arm == "long"]
+    assert set(long.precision) == {"float32", "float16", "float16-scaled"}
+    assert (long.seq_len == 1024).all()

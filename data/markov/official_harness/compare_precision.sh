@@ -3,8 +3,9 @@
 # on the CPU, its training loop patched by patch_precision.py to run under CPU autocast in
 # float16 (no scaler, as the official GPU loop), float16 with a GradScaler, and bfloat16, with
 # the settings of notebooks/params/markov_precision-cpu.yaml (T = 256, 1000 steps, batch 16,
-# d = 8, lr 2e-3), p = 0.5, q = 0.8, torch seed 0.  `run MODE INIT SEED 1024` adds a T = 1024
-# run (one was started and stopped unfinished: 2.4 s an iteration on a shared core).  Run from
+# d = 8, lr 2e-3), p = 0.5, q = 0.8, torch seed 0; and three runs at the paper's T = 1024:
+# the proposed init in float16 with and without a scaler and the standard init in float16
+# without one (about 0.4 s an iteration each on an idle core, 2.4 s on a shared one).  Run from
 # a directory holding run_official.py, stubs/, patch_precision.py and a clone of
 # github.com/Bond1995/Markov in repo/.
 set -e
@@ -26,3 +27,6 @@ run() {  # mode init seed [sequence length, default 256]
 }
 for mode in float16 float16-scaled bfloat16; do run $mode good 0; done
 for mode in float16 float16-scaled; do run $mode base 0; done
+run float16 good 0 1024
+run float16 base 0 1024
+run float16-scaled good 0 1024

@@ -19,8 +19,6 @@ of each low precision, on one fixed batch of ``batch`` training-sized sequences.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -29,40 +27,8 @@ from tdyn.markov.experiment import parse_chains, parse_inits
 from tdyn.markov.paths import mechanism, mechanism_table
 from tdyn.markov.precision import PRECISIONS, agreement_table, check_precision, gradient_agreement
 from tdyn.markov.transformer import reference_losses, train
-from tdyn.runs.runner import collect_parameters, profile_folder, profile_path
-from tdyn.runs.store import load_results, params_hash
 
 EXPERIMENT = "markov_precision"
-STUDY_PROFILES = ("cpu", "mech-proposed", "mech-canonical", "cpu-standard", "cpu-proposed",
-                  "cpu-long")
-"""The CPU runs of the study: the profile ``markov_precision-cpu.yaml`` (mechanism runs of the
-standard init) and five parameter files under ``notebooks/params/markov_precision/`` (the
-other mechanism runs and the precision runs), split so that they could run side by side."""
-
-
-def study_params_file(name: str) -> Path:
-    """The parameter file of one of :data:`STUDY_PROFILES`."""
-    if name == "cpu":
-        return profile_path(EXPERIMENT, "cpu")
-    path = profile_folder() / EXPERIMENT / f"{name}.yaml"
-    if not path.is_file():
-        raise ValueError(f"{name!r} is not one of {STUDY_PROFILES}")
-    return path
-
-
-def study_results(names=STUDY_PROFILES, root=None):
-    """(one table of every run, {name: provenance}) of the committed runs made from the
-    parameter files ``names`` (each loaded by the hash of its parameters, which must match)."""
-    import pandas as pd
-
-    tables, provenances = [], {}
-    for name in names:
-        params = collect_parameters(EXPERIMENT, study_params_file(name))
-        table, prov = load_results(EXPERIMENT, run_id=params_hash(params), root=root,
-                                   params=params)
-        tables.append(table.assign(profile=name))
-        provenances[name] = prov
-    return pd.concat(tables, ignore_index=True), provenances
 
 
 def parse_optional_inits(text: str) -> list[str]:
