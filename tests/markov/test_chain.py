@@ -217,3 +217,27 @@ def test_cli_text_and_errors():
     bad = _tdyn("markov", "--p", "1.5", "--q", "0.8")
     assert bad.returncode == 2
     assert "error: p=1.5" in bad.stderr
+
+
+@pytest.mark.parametrize(("p", "q"), [(0.5, 0.8), (0.2, 0.3), (0.3, 0.7)])
+def test_running_mean_contrast_matches_sampled_sequences(p, q):
+    # The pooled contrast of the running mean between positions holding a 1 and a 0, measured
+    # on 4000 sampled sequences of 64 symbols: each sequence gives one (correlated over
+    # positions) estimate, so the standard error is the spread over sequences / sqrt(4000).
+    length, batch = 64, 4000
+    x = chain.sample(p, q, batch, length, rng=7).astype(float)
+    xbar = np.cumsum(x, axis=1) / np.arange(1, length + 1)
+    # Per position n: E[xbar_n | x_n = 1] - E[xbar_n | x_n = 0] = Cov(xbar_n, x_n) / Var(x_n)
+    # for a binary x_n; estimate it by the per-sequence products, then average over n.
+    pi1 = p / (p + q)
+    per_seq = ((xbar - xbar.mean(axis=0)) * (x - pi1)).mean(axis=1) / (pi1 * (1 - pi1))
+    assert_within_standard_errors(per_seq.mean(), chain.running_mean_contrast(p, q, length),
+                                  per_seq.std(ddof=1) / np.sqrt(batch), "running-mean contrast")
+
+
+def test_running_mean_contrast_of_independent_symbols():
+    # p + q = 1: the symbols are independent, only x_n itself is correlated with x_n, and the
+    # contrast at n is 1/n (the harmonic number over length).
+    length = 50
+    assert chain.running_mean_contrast(0.4, 0.6, length) == pytest.approx(
+        sum(1 / n for n in range(1, length + 1)) / length, rel=1e-12)

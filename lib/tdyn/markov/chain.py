@@ -113,6 +113,21 @@ def unigram_logit(p, q) -> float:
     return math.log(p / q)
 
 
+def running_mean_contrast(p, q, length: int) -> float:
+    """E[xbar_n | x_n = 1] - E[xbar_n | x_n = 0], averaged over n = 1 .. ``length``, for the
+    running mean xbar_n = (1/n) sum_{i <= n} x_i of the stationary chain.
+
+    With lambda = 1 - p - q, P(x_i = 1 | x_n = 1) - P(x_i = 1 | x_n = 0) = lambda^(n - i), so
+    the contrast at n is (1 - lambda^n) / (n (1 - lambda)).  Under uniform causal attention
+    with W_V = a alpha alpha^T (the rank-one reading of the paper's attention scalar a), the
+    attention part of the logit gap is a e^2 times this."""
+    p, q = check_pq(p, q)
+    length = check_positive_int("length", length)
+    lam = 1.0 - p - q
+    n = np.arange(1, length + 1, dtype=float)
+    return float(np.mean((1.0 - lam**n) / (n * (1.0 - lam))))
+
+
 def predictor_loss(f0, f1, p, q) -> np.ndarray:
     """Stationary cross-entropy of a predictor with logit f0 after a 0 and f1 after a 1.
 
