@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
-from tdyn.signalprop.gaussian import NONLINEARITIES
+from tdyn.signalprop.nonlinearity import nonlinearity
 
 RESIDUAL_FORMS = ("interp", "plain")
 """``interp``: x <- sqrt(1 - alpha^2) x + alpha f;  ``plain``: x <- x + alpha f."""
@@ -85,9 +85,7 @@ class Architecture:
                              f"{RESIDUAL_FORMS}")
         if self.norm not in NORM_PLACEMENTS:
             raise ValueError(f"norm={self.norm!r} is not allowed; choose one of {NORM_PLACEMENTS}")
-        if self.phi not in NONLINEARITIES:
-            raise ValueError(f"phi={self.phi!r} is not a known nonlinearity; allowed: "
-                             f"{sorted(NONLINEARITIES)}")
+        nonlinearity(self.phi)  # raises for an unknown name
         for name in ("alpha_A", "alpha_M"):
             value = getattr(self, name)
             if not math.isfinite(value):

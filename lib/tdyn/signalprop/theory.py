@@ -55,6 +55,7 @@ from tdyn.signalprop.gaussian import (
     kernel_quadrature,
     kernel_slope,
 )
+from tdyn.signalprop.nonlinearity import nonlinearity
 
 EVALUATION_PROTOCOLS = ("fixed-point", "ln-scale")
 """Where an exponent is evaluated: at the collapsed fixed point q* or at the LayerNorm scale
@@ -208,7 +209,7 @@ def _mlp_kernel(h: dict, phi: str, q_b, rho) -> np.ndarray:
     corr = np.where(h["sigma_b1"] != 0, (h["sigma_w"] ** 2 * q_b * corr + h["sigma_b1"] ** 2)
                     / var, corr)
     var, corr = np.broadcast_arrays(np.asarray(var, dtype=float), corr)
-    if phi in ("erf", "relu"):
+    if nonlinearity(phi).kernel is not None:
         k = kernel_closed_form(phi, var, corr)
     else:
         k = np.empty(var.shape)
