@@ -16,8 +16,8 @@ log q_out: both vanish where lambda_a = 0 and the block preserves the norm, q_ou
 value scale sigma_V < 1 or a readout sigma_2 > 1 untied from sigma_w can arrange.
 
 Every function takes one :class:`tdyn.signalprop.architecture.Architecture`, as
-:func:`tdyn.signalprop.theory.angle_exponent` does; the root-finds and the scan of the edge
-move alpha_A = alpha_M = alpha together.
+:func:`tdyn.signalprop.theory.angle_exponent` does; :func:`crossings` and
+:func:`crossing_value_scale_limit` walk the diagonal alpha_A = alpha_M = alpha.
 """
 
 from __future__ import annotations
