@@ -55,7 +55,7 @@ class Architecture:
     The float fields (:data:`FLOAT_FIELDS`) also take arrays that broadcast together, for the
     vectorized theory (a grid of architectures, validated entry by entry); they are stored as
     read-only float arrays, and scalars are kept as given.  An architecture holding arrays is
-    not hashable.
+    neither hashable nor comparable with ``==``.
     """
 
     n: int = 32
