@@ -14,7 +14,6 @@ from tdyn.signalprop.gradients import (
 from tdyn.signalprop.simulate import simulate
 from tdyn.signalprop.theory import (
     angle_exponent,
-    bias_keywords,
     collapsed_fixed_point,
     lambda_a,
     lambda_a_from_map,
@@ -55,8 +54,6 @@ def test_angle_and_mode_rates_with_biases(norm):
     q = collapsed_fixed_point(arch).q if norm == "pre" else 1.0
     gap = math.log1p(arch.alpha_A**2 * arch.sigma_V**2 / (arch.skip_A**2 * q))
     assert lambda_common(arch) - lambda_a(arch) == pytest.approx(gap, abs=1e-10)
-    log_c, log_d = gradient_exponents(arch.alpha_A, arch.alpha_M, arch.sigma_w, norm=norm,
-                                      **bias_keywords(arch))
+    log_c, log_d = gradient_exponents(arch)
     assert float(log_c) == pytest.approx(lambda_common(arch), abs=1e-10)
-    assert float(angle_exponent(arch.alpha_A, arch.alpha_M, arch.sigma_w, norm=norm,
-                                **bias_keywords(arch))) == pytest.approx(lambda_a(arch))
+    assert float(angle_exponent(arch)) == pytest.approx(lambda_a(arch))

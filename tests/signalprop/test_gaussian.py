@@ -5,6 +5,7 @@ import pytest
 from scipy import integrate
 
 from tdyn.signalprop import gaussian
+from tdyn.signalprop.nonlinearity import nonlinearity
 
 RHOS = np.array([-1.0, -0.7, -0.2, 0.0, 0.3, 0.8, 0.99, 1.0])
 
@@ -69,7 +70,7 @@ def test_kernel_agrees_with_monte_carlo_within_sampling_error(phi):
     # With n samples the Monte Carlo mean has standard error s/sqrt(n); we accept |z| < 4.5
     # at each of 8 correlations (a false alarm probability below 1e-4 for the whole test).
     rng = np.random.default_rng(12345)
-    f = gaussian.nonlinearity(phi)
+    f = nonlinearity(phi).numpy
     q = 1.7
     for rho in RHOS:
         mean, stderr = gaussian.monte_carlo_2d(f, f, q, q, q * rho, 40_000, rng)

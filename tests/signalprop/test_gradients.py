@@ -47,7 +47,8 @@ def test_common_minus_differential_is_the_attention_value_path():
     alpha = np.linspace(0.05, 0.95, 10)[:, None]
     sigma_w = np.linspace(0.3, 5.0, 13)[None, :]
     for norm in ("pre", "post"):
-        lam_c, lam_d = gradient_exponents(alpha, alpha, sigma_w, norm=norm)
+        grid = Architecture(alpha_A=alpha, alpha_M=alpha, sigma_w=sigma_w, norm=norm)
+        lam_c, lam_d = gradient_exponents(grid)
         c2 = 1.0 - alpha**2
         if norm == "pre":
             q_star = np.array([[collapsed_fixed_point(Architecture(
@@ -58,15 +59,13 @@ def test_common_minus_differential_is_the_attention_value_path():
             expected = np.broadcast_to(np.log1p(alpha**2 / c2), lam_c.shape)
         np.testing.assert_allclose(lam_c - lam_d, expected, atol=1e-9)
         assert np.all(lam_c > lam_d)  # strictly, wherever alpha_A > 0
-        np.testing.assert_allclose(lam_d, angle_exponent(alpha, alpha, sigma_w, norm=norm),
-                                   atol=1e-9)
+        np.testing.assert_allclose(lam_d, angle_exponent(grid), atol=1e-9)
 
 
 def test_vectorized_exponents_match_the_layer_gains():
     for kw in ({}, {"norm": "post"}, {"residual": "plain", "alpha_A": 0.7, "alpha_M": 1.3}):
         arch = Architecture(**kw)
-        lam_c, lam_d = gradient_exponents(arch.alpha_A, arch.alpha_M, arch.sigma_w,
-                                          residual=arch.residual, norm=arch.norm)
+        lam_c, lam_d = gradient_exponents(arch)
         assert float(lam_c) == pytest.approx(lambda_common(arch), abs=1e-10)
         assert float(lam_d) == pytest.approx(lambda_differential(arch), abs=1e-10)
 
@@ -156,7 +155,7 @@ def test_invalid_inputs_raise():
     with pytest.raises(ValueError, match="share n"):
         measure_jacobian([arch, arch.replace(n=4)], 1)
     with pytest.raises(ValueError, match="norm"):
-        gradient_exponents(0.5, 0.5, 2.0, norm="mid")
+        gradient_exponents(Architecture(alpha_A=0.5, alpha_M=0.5, sigma_w=2.0, norm="mid"))
 
 
 def test_joint_phase_index_orders_the_regions_and_counts_zero_as_positive():
@@ -172,7 +171,7 @@ def test_joint_phase_index_orders_the_regions_and_counts_zero_as_positive():
 def test_normalization_floor_bounds_lambda_g_and_is_reached():
     alpha = np.linspace(0.05, 0.99, 30)[None, :]
     sigma_w = np.geomspace(0.05, 8.0, 40)[:, None]
-    lam_c, lam_d = gradient_exponents(alpha, alpha, sigma_w)
+    lam_c, lam_d = gradient_exponents(Architecture(alpha_A=alpha, alpha_M=alpha, sigma_w=sigma_w))
     for n, depth in ((16, 8), (48, 16)):
         floor = normalization_floor(n, depth)
         lam_g = finite_depth_exponent(lam_c, lam_d, n, depth)

@@ -36,11 +36,11 @@ def test_common_minus_angle_rate_is_the_value_path_on_every_convention(phi, form
                                                                        sigma_2):
     residual, norm = form
     alpha_A, alpha_M = ALPHA, ALPHA.T[::-1].T  # alpha_M runs the other way: alpha_A != alpha_M
-    kw = {"sigma_V": sigma_V, "sigma_2": sigma_2, "phi": phi, "residual": residual,
-          "norm": norm}
-    log_c, log_d = gradient_exponents(alpha_A, alpha_M, SIGMA_W, **kw)
-    lam_a = angle_exponent(alpha_A, alpha_M, SIGMA_W, **kw)
-    c = collapsed_line(alpha_A, alpha_M, SIGMA_W, **kw)
+    grid = Architecture(alpha_A=alpha_A, alpha_M=alpha_M, sigma_w=SIGMA_W, sigma_V=sigma_V,
+                        sigma_2=sigma_2, phi=phi, residual=residual, norm=norm)
+    log_c, log_d = gradient_exponents(grid)
+    lam_a = angle_exponent(grid)
+    c = collapsed_line(grid)
     q = c.q if norm == "pre" else 1.0
     gap = np.log1p(c.a2a * c.v2 / (c.c2a * q))
     np.testing.assert_allclose(log_d, lam_a, atol=1e-10)  # G_d = e^lambda_a at q*
@@ -71,7 +71,8 @@ def test_angle_rate_from_the_map_confirms_the_gap_independently(phi, form):
 
 
 def test_only_alpha_a_zero_closes_the_gap():
-    log_c, log_d = gradient_exponents(0.0, np.linspace(0.1, 0.9, 5), 2.0)
+    log_c, log_d = gradient_exponents(Architecture(alpha_A=0.0, alpha_M=np.linspace(0.1, 0.9, 5),
+                                                   sigma_w=2.0))
     np.testing.assert_allclose(log_c, log_d, atol=1e-14)
 
 

@@ -35,7 +35,8 @@ def test_lambda_g_minus_lambda_a_is_the_log_norm_growth_on_a_grid():
     alpha = np.linspace(0.05, 0.95, 7)[None, :]
     sigma_w = np.geomspace(0.5, 8.0, 9)[:, None]
     for sigma_V, sigma_2 in ((0.3, None), (1.0, None), (1.0, 1.1), (0.7, 2.0)):
-        lam_a, lam_g = four_phase_exponents(alpha, sigma_w, sigma_V=sigma_V, sigma_2=sigma_2)
+        lam_a, lam_g = four_phase_exponents(Architecture(
+            alpha_A=alpha, alpha_M=alpha, sigma_w=sigma_w, sigma_V=sigma_V, sigma_2=sigma_2))
         for i, s in enumerate(sigma_w[:, 0]):
             for j, a in enumerate(alpha[0]):
                 arch = Architecture(alpha_A=a, alpha_M=a, sigma_w=s, sigma_V=sigma_V,
@@ -50,7 +51,8 @@ def test_at_the_fixed_point_lambda_g_stays_above_lambda_a():
     alpha = np.linspace(0.05, 0.95, 19)[None, :]
     sigma_w = np.geomspace(0.3, 10.0, 25)[:, None]
     for sigma_V in (0.3, 0.5, 0.7, 1.0):
-        lam_a, lam_g = four_phase_exponents(alpha, sigma_w, sigma_V=sigma_V, at="fixed-point")
+        lam_a, lam_g = four_phase_exponents(Architecture(
+            alpha_A=alpha, alpha_M=alpha, sigma_w=sigma_w, sigma_V=sigma_V), at="fixed-point")
         assert np.all(lam_g > lam_a)
 
 
@@ -58,7 +60,7 @@ def test_at_the_fixed_point_lambda_g_stays_above_lambda_a():
                                            ({"sigma_V": 0.7}, 0.425),
                                            ({"sigma_V": 1.0, "sigma_2": 1.1}, 0.684)])
 def test_crossings_solve_both_equations(kw, alpha):
-    (found,) = crossings(**kw)
+    (found,) = crossings(Architecture(**kw))
     assert found.alpha == pytest.approx(alpha, abs=1e-3)
     arch = Architecture(alpha_A=found.alpha, alpha_M=found.alpha, sigma_w=found.sigma_w, **kw)
     assert abs(lambda_a(arch, at="ln-scale")) < 1e-9
@@ -76,27 +78,30 @@ def test_crossings_solve_both_equations(kw, alpha):
     root = fsolve(equations, [found.alpha + 0.02, found.sigma_w * 1.05], xtol=1e-12)
     np.testing.assert_allclose(root, [found.alpha, found.sigma_w], atol=1e-7)
     # The block preserves q = 1 there, so every layer repeats: the crossing is depth-free.
-    lam_a16, lam_g16 = four_phase_exponents(found.alpha, found.sigma_w, depth=16, **kw)
+    lam_a16, lam_g16 = four_phase_exponents(arch, depth=16)
     assert abs(float(lam_a16)) < 1e-8 and abs(float(lam_g16)) < 1e-8
 
 
 def test_no_crossing_with_unit_value_scale_and_a_tied_readout():
-    assert crossings(sigma_V=1.0) == []
-    assert crossings(sigma_V=1.0, sigma_2=1.0) == []  # q_out < 1 on the whole edge
-    limit = crossing_value_scale_limit()
+    assert crossings(Architecture(sigma_V=1.0)) == []
+    assert crossings(Architecture(sigma_V=1.0, sigma_2=1.0)) == []  # q_out < 1 on the whole edge
+    limit = crossing_value_scale_limit(Architecture())
     assert 0.76 < limit < 0.78
-    assert crossings(sigma_V=limit - 0.02) and not crossings(sigma_V=limit + 0.02)
+    assert (crossings(Architecture(sigma_V=limit - 0.02))
+            and not crossings(Architecture(sigma_V=limit + 0.02)))
 
 
 def test_edge_sigma_w_is_nan_without_a_sign_change():
-    assert math.isnan(edge_sigma_w(0.5, lo=0.3, hi=0.4, sigma_V=0.3))
+    assert math.isnan(edge_sigma_w(Architecture(alpha_A=0.5, alpha_M=0.5, sigma_V=0.3), lo=0.3,
+                                   hi=0.4))
 
 
 def test_region_points_lie_where_the_diagram_says():
     for region, (a, s) in REGION_POINTS.items():
-        lam_a, lam_g = four_phase_exponents(a, s, sigma_V=SIGMA_V)
+        arch = Architecture(alpha_A=a, alpha_M=a, sigma_w=s, sigma_V=SIGMA_V)
+        lam_a, lam_g = four_phase_exponents(arch)
         assert str(joint_phase(lam_a, lam_g)) == region
-        lam_a16, lam_g16 = four_phase_exponents(a, s, sigma_V=SIGMA_V, n=16)
+        lam_a16, lam_g16 = four_phase_exponents(arch.replace(n=16), many_tokens=False)
         assert str(joint_phase(lam_a16, lam_g16)) == region  # also at n = 16 tokens
 
 

@@ -86,10 +86,7 @@ def test_ln_scale_over_depth_is_the_mean_of_the_one_layer_rates_along_q(kw):
     tol = 1e-3 if arch.phi == "relu" else 1e-4
     assert lambda_a(arch, at="ln-scale", depth=depth) == pytest.approx(
         lambda_a(arch, at="ln-scale", depth=depth, rho0=1 - 1e-6), abs=tol)
-    log_c, log_d = gradient_exponents(arch.alpha_A, arch.alpha_M, arch.sigma_w,
-                                      sigma_V=arch.sigma_V, sigma_2=arch.readout_scale,
-                                      phi=arch.phi, residual=arch.residual, norm=arch.norm,
-                                      at="ln-scale", depth=depth)
+    log_c, log_d = gradient_exponents(arch, at="ln-scale", depth=depth)
     assert float(finite_depth_exponent(log_c, log_d, arch.n, depth)) == pytest.approx(
         lambda_g(arch, depth, at="ln-scale"), abs=1e-12)
 
@@ -135,7 +132,8 @@ def test_bad_protocol_raises():
     with pytest.raises(ValueError, match="evaluation protocol"):
         lambda_a(HOT, at="somewhere")
     with pytest.raises(ValueError, match="depth"):
-        angle_exponent(0.5, 0.5, 2.0, at="ln-scale", depth=0)
+        angle_exponent(Architecture(alpha_A=0.5, alpha_M=0.5, sigma_w=2.0), at="ln-scale",
+                       depth=0)
     with pytest.raises(ValueError, match="rho0"):
         lambda_a(HOT, at="ln-scale", rho0=1.0)
     with pytest.raises(ValueError, match="rho0"):
@@ -174,9 +172,7 @@ def test_measured_gradient_exponent_matches_theory_under_both_protocols(at):
     depth = 3
     m = measure_jacobian(archs, depth, n_seeds=32, method="probe", n_probes=8, at=at)
     for k, arch in enumerate(archs):
-        log_c, log_d = gradient_exponents(arch.alpha_A, arch.alpha_M, arch.sigma_w,
-                                          sigma_V=arch.sigma_V, sigma_2=arch.readout_scale,
-                                          at=at, depth=depth)
+        log_c, log_d = gradient_exponents(arch, at=at, depth=depth)
         theory = {"common": float(log_c), "differential": float(log_d),
                   "total": lambda_g(arch, depth, at=at)}
         for name, (mean, sem) in m.exponents().items():

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tdyn.signalprop.architecture import Architecture
+from tdyn.signalprop.gradients import gradient_exponents, lambda_common, lambda_differential
 from tdyn.signalprop.measure import measured_angle_exponent
 from tdyn.signalprop.simulate import simulate
 from tdyn.signalprop.theory import (
@@ -145,6 +146,31 @@ def test_phase_diagram_is_the_pointwise_closed_form():
         phase_diagram(BASE, ("sigma_A", x), ("n", [1.5]))
 
 
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_one_architecture_of_arrays_is_the_loop_over_its_entries(norm):
+    """angle_exponent, gradient_exponents and phase_diagram on an Architecture whose fields are
+    broadcast arrays (with biases and an untied readout) against the scalar functions."""
+    alpha = np.array([0.2, 0.6, 0.9])
+    sigma_w = np.array([[0.8], [2.5]])
+    grid = BASE.replace(alpha_A=alpha, alpha_M=alpha[::-1], sigma_w=sigma_w, norm=norm,
+                        sigma_2=np.array([1.5, 1.0, 3.0]), sigma_bV=0.3, sigma_b1=0.4,
+                        sigma_b2=0.2)
+    lam_a = angle_exponent(grid)
+    log_c, log_d = gradient_exponents(grid)
+    assert lam_a.shape == log_c.shape == grid.shape == (2, 3)
+    for i, j in np.ndindex(grid.shape):
+        arch = grid.replace(alpha_A=float(alpha[j]), alpha_M=float(alpha[::-1][j]),
+                            sigma_w=float(sigma_w[i, 0]), sigma_2=float(grid.sigma_2[j]))
+        assert lam_a[i, j] == pytest.approx(lambda_a(arch), abs=1e-12)
+        assert log_c[i, j] == pytest.approx(lambda_common(arch), abs=1e-12)
+        assert log_d[i, j] == pytest.approx(lambda_differential(arch), abs=1e-12)
+    biased = grid.replace(alpha_A=0.5, alpha_M=0.5, sigma_w=2.0, sigma_2=None)
+    diagram = phase_diagram(biased, ("alpha", alpha), ("sigma_w", sigma_w[:, 0]))
+    loop = [[lambda_a(biased.replace(alpha_A=a, alpha_M=a, sigma_w=s)) for a in alpha]
+            for s in sigma_w[:, 0]]
+    np.testing.assert_allclose(diagram, loop, rtol=1e-12)
+
+
 GRID_CASES = [
     (BASE, ("alpha", np.linspace(0.05, 0.95, 5)), ("sigma_w", np.linspace(0.5, 4.0, 4)), {}),
     (BASE.replace(phi="erf", norm="post", residual="plain", sigma_b1=0.3, sigma_b2=0.2),
@@ -177,7 +203,8 @@ def test_layer_map_grid_is_the_loop_over_architectures(case):
 def test_phase_labels():
     assert phase(-0.1) == "ordered" and phase(0.2) == "chaotic" and phase(0.0) == "critical"
     assert list(phase(np.array([-1.0, 1.0]))) == ["ordered", "chaotic"]
-    lam = angle_exponent(0.5, 0.5, np.array([ORDERED, CHAOTIC]))
+    lam = angle_exponent(Architecture(alpha_A=0.5, alpha_M=0.5,
+                                      sigma_w=np.array([ORDERED, CHAOTIC])))
     assert list(phase(lam)) == ["ordered", "chaotic"]
 
 

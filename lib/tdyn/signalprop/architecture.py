@@ -25,16 +25,21 @@ readout variances, MLP width) is a parameter here, with the default stated below
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
-from tdyn.signalprop.gaussian import NONLINEARITIES
+import numpy as np
+
+from tdyn.signalprop.nonlinearity import nonlinearity
 
 RESIDUAL_FORMS = ("interp", "plain")
 """``interp``: x <- sqrt(1 - alpha^2) x + alpha f;  ``plain``: x <- x + alpha f."""
 
 NORM_PLACEMENTS = ("pre", "post")
 """``pre``: branches see LN(x);  ``post``: x <- LN(c x + alpha f(x)) after each branch."""
+
+FLOAT_FIELDS = ("sigma_A", "sigma_w", "alpha_A", "alpha_M", "sigma_V", "sigma_2", "sigma_bV",
+                "sigma_b1", "sigma_b2")
+"""The fields that may hold arrays (one architecture per entry of their broadcast shape)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,11 @@ class Architecture:
     placement); sigma_V = 1; sigma_2 = None, which ties the readout scale to the MLP scale
     (sigma_2 = sigma_w, so the MLP's kernel slope chi grows like sigma_w^4); mlp_ratio = 1
     (D = d); no biases (sigma_bV = sigma_b1 = sigma_b2 = 0, standard deviations).
+
+    The float fields (:data:`FLOAT_FIELDS`) also take arrays that broadcast together, for the
+    vectorized theory (a grid of architectures, validated entry by entry); they are stored as
+    read-only float arrays, and scalars are kept as given.  An architecture holding arrays is
+    neither hashable nor comparable with ``==``.
     """
 
     n: int = 32
@@ -71,13 +81,24 @@ class Architecture:
             raise ValueError(f"d={self.d!r} must be an integer >= 1 (width)")
         if not (isinstance(self.mlp_ratio, int) and self.mlp_ratio >= 1):
             raise ValueError(f"mlp_ratio={self.mlp_ratio!r} must be an integer >= 1")
+        for name in FLOAT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and np.ndim(value) > 0:
+                array = np.array(value, dtype=float)
+                array.setflags(write=False)
+                object.__setattr__(self, name, array)
+        try:
+            np.broadcast_shapes(*(np.shape(getattr(self, name)) for name in FLOAT_FIELDS))
+        except ValueError:
+            shapes = {name: np.shape(getattr(self, name)) for name in FLOAT_FIELDS}
+            raise ValueError(f"the array fields do not broadcast together: {shapes}") from None
         for name in ("sigma_A", "sigma_w", "sigma_V"):
             _check_positive(name, getattr(self, name))
         if self.sigma_2 is not None:
             _check_positive("sigma_2", self.sigma_2)
         for name in ("sigma_bV", "sigma_b1", "sigma_b2"):
             value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
+            if not np.all(np.isfinite(value) & (np.asarray(value) >= 0)):
                 raise ValueError(f"{name}={value!r} must be a finite number >= 0 (a bias "
                                  "standard deviation)")
         if self.residual not in RESIDUAL_FORMS:
@@ -85,35 +106,39 @@ class Architecture:
                              f"{RESIDUAL_FORMS}")
         if self.norm not in NORM_PLACEMENTS:
             raise ValueError(f"norm={self.norm!r} is not allowed; choose one of {NORM_PLACEMENTS}")
-        if self.phi not in NONLINEARITIES:
-            raise ValueError(f"phi={self.phi!r} is not a known nonlinearity; allowed: "
-                             f"{sorted(NONLINEARITIES)}")
+        nonlinearity(self.phi)  # raises for an unknown name
         for name in ("alpha_A", "alpha_M"):
             value = getattr(self, name)
-            if not math.isfinite(value):
+            if not np.all(np.isfinite(value)):
                 raise ValueError(f"{name}={value!r} must be a finite number")
-            if self.residual == "interp" and not 0.0 <= value <= 1.0:
+            if self.residual == "interp" and not np.all((value >= 0.0) & (value <= 1.0)):
                 raise ValueError(f"{name}={value!r} must lie in [0, 1] for residual='interp'")
-            if self.residual == "plain" and value < 0.0:
+            if self.residual == "plain" and np.any(value < 0.0):
                 raise ValueError(f"{name}={value!r} must be >= 0 for residual='plain'")
 
     @property
-    def readout_scale(self) -> float:
+    def shape(self) -> tuple[int, ...]:
+        """The broadcast shape of the float fields: () for one architecture."""
+        return np.broadcast_shapes(*(np.shape(getattr(self, name)) for name in FLOAT_FIELDS))
+
+    @property
+    def readout_scale(self):
         """sigma_2, the standard-deviation scale of W_2 (sigma_w when tied)."""
         return self.sigma_w if self.sigma_2 is None else self.sigma_2
 
     @property
     def has_biases(self) -> bool:
-        """Whether any bias variance is nonzero."""
-        return bool(self.sigma_bV or self.sigma_b1 or self.sigma_b2)
+        """Whether any bias variance is nonzero (anywhere, for arrays)."""
+        return any(bool(np.any(getattr(self, name)))
+                   for name in ("sigma_bV", "sigma_b1", "sigma_b2"))
 
     @property
-    def skip_A(self) -> float:
+    def skip_A(self):
         """c_A: the weight of the skip path around attention."""
         return skip_coefficient(self.alpha_A, self.residual)
 
     @property
-    def skip_M(self) -> float:
+    def skip_M(self):
         """c_M: the weight of the skip path around the MLP."""
         return skip_coefficient(self.alpha_M, self.residual)
 
@@ -131,6 +156,25 @@ class Architecture:
         return asdict(self)
 
 
+def stack(archs) -> Architecture:
+    """The architectures of a sequence as one, whose float fields are arrays along axis 0 (they
+    must share every other field; a tied readout stays tied only if it is tied in all)."""
+    archs = list(archs)
+    if not archs:
+        raise ValueError("archs must contain at least one Architecture")
+    first = archs[0]
+    others = [f.name for f in fields(Architecture) if f.name not in FLOAT_FIELDS]
+    for name in others:
+        values = {getattr(a, name) for a in archs}
+        if len(values) > 1:
+            raise ValueError(f"stacked architectures must share {name}; got {values}")
+    tied = all(a.sigma_2 is None for a in archs)
+    columns = {name: np.array([getattr(a, name) for a in archs], dtype=float)
+               for name in FLOAT_FIELDS if name != "sigma_2"}
+    columns["sigma_2"] = None if tied else np.array([a.readout_scale for a in archs])
+    return first.replace(**columns)
+
+
 def skip_coefficient(alpha, residual: str):
     """c = sqrt(1 - alpha^2) for ``interp``, 1 for ``plain`` (works on arrays)."""
     if residual == "interp":
@@ -140,6 +184,6 @@ def skip_coefficient(alpha, residual: str):
     raise ValueError(f"residual={residual!r} is not allowed; choose one of {RESIDUAL_FORMS}")
 
 
-def _check_positive(name: str, value: float) -> None:
-    if not (math.isfinite(value) and value > 0):
+def _check_positive(name: str, value) -> None:
+    if not np.all(np.isfinite(value) & (np.asarray(value) > 0)):
         raise ValueError(f"{name}={value!r} must be a positive finite number (range (0, inf))")

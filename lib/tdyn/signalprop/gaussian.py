@@ -6,36 +6,17 @@ Everything in the mean-field theory of Part I reduces to expectations of the for
 
 and their one-dimensional special case E[f(sqrt(q) z)], z ~ N(0, 1).  This module evaluates
 them by quadrature (deterministic, exponentially accurate for smooth f), by
-seeded Monte Carlo (with a standard error, for tests), and in closed form for the two
-nonlinearities that have one (erf: Williams 1997; ReLU: Cho & Saul 2009).
+seeded Monte Carlo (with a standard error, for tests), and in closed form for the
+nonlinearities that have one (erf: Williams 1997; ReLU: Cho & Saul 2009), which
+:mod:`tdyn.signalprop.nonlinearity` holds with phi and phi'.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
-from scipy.special import erf
 
-ArrayFunction = Callable[[np.ndarray], np.ndarray]
-
-NONLINEARITIES: dict[str, ArrayFunction] = {
-    "tanh": np.tanh,
-    "erf": erf,
-    "relu": lambda x: np.maximum(x, 0.0),
-}
-"""The MLP nonlinearities the book supports, by name."""
-
-
-def nonlinearity(name: str) -> ArrayFunction:
-    """Return the nonlinearity called ``name`` (one of :data:`NONLINEARITIES`)."""
-    try:
-        return NONLINEARITIES[name]
-    except KeyError:
-        raise ValueError(
-            f"phi={name!r} is not a known nonlinearity; allowed: {sorted(NONLINEARITIES)}"
-        ) from None
+from tdyn.signalprop.nonlinearity import ArrayFunction, nonlinearity
 
 
 def _check_variance(name: str, value: float) -> None:
@@ -132,44 +113,30 @@ def monte_carlo_2d(
 
 
 def kernel_closed_form(phi: str, q: float, rho: np.ndarray | float) -> np.ndarray:
-    """K(rho) = E[phi(u) phi(v)], Var u = Var v = q, Corr(u, v) = rho, where a closed form exists.
-
-    erf:  K = (2/pi) arcsin(2 q rho / (1 + 2 q))                         (Williams 1997)
-    relu: K = (q / 2pi) (sqrt(1 - rho^2) + (pi - arccos rho) rho)         (Cho & Saul 2009)
-    """
+    """K(rho) = E[phi(u) phi(v)], Var u = Var v = q, Corr(u, v) = rho, where a closed form exists
+    (erf: Williams 1997; relu: Cho & Saul 2009; :mod:`tdyn.signalprop.nonlinearity`)."""
+    record = nonlinearity(phi)
     _check_variance("q", q)
     rho = np.asarray(rho, dtype=float)
     _check_correlation(rho)
-    rho = np.clip(rho, -1.0, 1.0)
-    if phi == "erf":
-        return (2.0 / np.pi) * np.arcsin(2.0 * q * rho / (1.0 + 2.0 * q))
-    if phi == "relu":
-        return q / (2.0 * np.pi) * (np.sqrt(1.0 - rho**2) + (np.pi - np.arccos(rho)) * rho)
-    nonlinearity(phi)  # raises for unknown names
-    raise ValueError(f"phi={phi!r} has no closed-form kernel; use kernel_quadrature")
+    if record.kernel is None:
+        raise ValueError(f"phi={phi!r} has no closed-form kernel; use kernel_quadrature")
+    return record.kernel(q, np.clip(rho, -1.0, 1.0))
 
 
 def kernel_quadrature(
     phi: str, q: float, rho: np.ndarray | float, order: int = 401, rule: str = "trapezoid"
 ) -> np.ndarray:
     """K(rho) = E[phi(u) phi(v)] with Var u = Var v = q, Corr(u, v) = rho, by quadrature."""
-    f = nonlinearity(phi)
+    f = nonlinearity(phi).numpy
     return expect_2d(f, f, q, q, q * np.asarray(rho, dtype=float), order=order, rule=rule)
 
 
 def kernel(phi: str, q: float, rho: np.ndarray | float) -> np.ndarray:
     """K(rho): the closed form where one exists (erf, relu), quadrature otherwise."""
-    if phi in ("erf", "relu"):
+    if nonlinearity(phi).kernel is not None:
         return kernel_closed_form(phi, q, rho)
     return kernel_quadrature(phi, q, rho)
-
-
-NONLINEARITY_DERIVATIVES: dict[str, ArrayFunction] = {
-    "tanh": lambda x: 1.0 - np.tanh(x) ** 2,
-    "erf": lambda x: 2.0 / np.sqrt(np.pi) * np.exp(-(x**2)),
-    "relu": lambda x: np.heaviside(x, 0.5),
-}
-"""phi' for each nonlinearity of :data:`NONLINEARITIES` (ReLU: the step, 1/2 at 0)."""
 
 
 def _expect_1d_many(f: ArrayFunction, q: np.ndarray, order: int) -> np.ndarray:
@@ -181,32 +148,27 @@ def _expect_1d_many(f: ArrayFunction, q: np.ndarray, order: int) -> np.ndarray:
 
 
 def kernel_diagonal(phi: str, q: np.ndarray | float, order: int = 401) -> np.ndarray:
-    """K(1) = E[phi(u)^2], u ~ N(0, q), for an array of variances q.
-
-    erf: (2/pi) arcsin(2q / (1 + 2q));  relu: q / 2;  tanh: 1-D trapezoid quadrature.
-    """
+    """K(1) = E[phi(u)^2], u ~ N(0, q), for an array of variances q: the closed form where one
+    exists (erf, relu), 1-D trapezoid quadrature otherwise (tanh)."""
+    record = nonlinearity(phi)
     q = np.asarray(q, dtype=float)
     _check_variance("q", q)
-    if phi == "erf":
-        return (2.0 / np.pi) * np.arcsin(2.0 * q / (1.0 + 2.0 * q))
-    if phi == "relu":
-        return q / 2.0
-    f = nonlinearity(phi)
+    if record.diagonal is not None:
+        return record.diagonal(q)
+    f = record.numpy
     return _expect_1d_many(lambda u: f(u) ** 2, q, order)
 
 
 def kernel_slope(phi: str, q: np.ndarray | float, order: int = 401) -> np.ndarray:
     """dK/drho at rho = 1: q E[phi'(u)^2], u ~ N(0, q), for an array of variances q.
 
-    This is chi / sigma_2^2 of Poole et al. (2016) with q = sigma_w^2 (pre-activation variance).
-    erf: q (4/pi) / sqrt(1 + 4q);  relu: q / 2;  tanh: 1-D trapezoid quadrature.
+    This is chi / sigma_2^2 of Poole et al. (2016) with q = sigma_w^2 (pre-activation variance):
+    the closed form where one exists (erf, relu), 1-D trapezoid quadrature otherwise (tanh).
     """
+    record = nonlinearity(phi)
     q = np.asarray(q, dtype=float)
     _check_variance("q", q)
-    if phi == "erf":
-        return q * (4.0 / np.pi) / np.sqrt(1.0 + 4.0 * q)
-    if phi == "relu":
-        return q / 2.0
-    nonlinearity(phi)
-    df = NONLINEARITY_DERIVATIVES[phi]
+    if record.slope is not None:
+        return record.slope(q)
+    df = record.derivative
     return q * _expect_1d_many(lambda u: df(u) ** 2, q, order)

@@ -239,20 +239,16 @@ def lambda_differential(arch: Architecture, q0: float | None = None,
     return _log_gain(layer_gains(arch, q).differential)
 
 
-def gradient_exponents(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None,
-                       phi: str = "tanh", residual: str = "interp", norm: str = "pre",
-                       q=1.0, at: str = "fixed-point", depth: int = 1, sigma_bV=0.0,
-                       sigma_b1=0.0, sigma_b2=0.0) -> tuple[np.ndarray, np.ndarray]:
-    """(log G_c, log G_d) at the collapsed fixed point, vectorized over broadcastable arrays
-    (for phase diagrams).  ``q`` is the norm used for ``plain`` pre-LN (no fixed point).
-    ``at="ln-scale"``: the per-layer means (1/L) sum_l log G_{c,d}(q_l) over ``depth`` = L
-    layers from norm ``q`` (1 by default), q_{l+1} = c_M^2 q_1,l + alpha_M^2 K(1); combine them
-    with :func:`finite_depth_exponent` for lambda_g(L)."""
+def gradient_exponents(arch: Architecture, *, q=1.0, at: str = "fixed-point",
+                       depth: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(log G_c, log G_d) at the collapsed fixed point, vectorized over the broadcast fields of
+    ``arch`` (for phase diagrams).  ``q`` is the norm used for ``plain`` pre-LN (no fixed
+    point).  ``at="ln-scale"``: the per-layer means (1/L) sum_l log G_{c,d}(q_l) over
+    ``depth`` = L layers from norm ``q`` (1 by default), q_{l+1} = c_M^2 q_1,l + alpha_M^2
+    K(1); combine them with :func:`finite_depth_exponent` for lambda_g(L)."""
     check_protocol(at, depth)
-    c = collapsed_line(alpha_A, alpha_M, sigma_w, sigma_V=sigma_V, sigma_2=sigma_2, phi=phi,
-                       residual=residual, norm=norm, q=q, at=at, sigma_bV=sigma_bV,
-                       sigma_b1=sigma_b1, sigma_b2=sigma_b2)
-    if norm == "post":
+    c = collapsed_line(arch, q=q, at=at)
+    if arch.norm == "post":
         mlp = np.log((c.c2m + c.a2m * c.chi) / (c.c2m + c.a2m * c.k1))
         qz = c.c2a + c.a2a * (c.v2 + c.vb2)
         return (mlp + np.log((c.c2a + c.a2a * c.v2) / qz),

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdyn.signalprop.gaussian import kernel, monte_carlo_2d, nonlinearity
+from tdyn.signalprop.gaussian import kernel, monte_carlo_2d
+from tdyn.signalprop.nonlinearity import nonlinearity
 
 EXPERIMENT = "kernel_check"
 """The name of its notebook, spec and data folder."""
@@ -27,7 +28,7 @@ def seeds(config: dict, params: dict) -> dict:
 
 def run_configuration(config: dict, params: dict) -> dict:
     """K(rho) in closed form and by ``n_samples`` Monte Carlo draws (mean and standard error)."""
-    f = nonlinearity(params["phi"])
+    f = nonlinearity(params["phi"]).numpy
     q, rho = params["q"], config["rho"]
     rng = np.random.default_rng(seeds(config, params)["monte_carlo"])
     mean, stderr = monte_carlo_2d(f, f, q, q, q * rho, params["n_samples"], rng)

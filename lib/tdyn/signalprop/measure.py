@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from tdyn.devices import resolve_device, torch_threads
-from tdyn.signalprop.architecture import Architecture
+from tdyn.signalprop.architecture import Architecture, stack
 from tdyn.signalprop.gradients import default_start
 from tdyn.signalprop.simulate import (
     SAMPLERS,
@@ -92,14 +92,7 @@ def choose_chunk(n: int, d: int, hidden: int, n_seeds: int) -> int:
 def collapsed_line_norms(archs: Sequence[Architecture]) -> np.ndarray:
     """q* of every architecture (1 where there is none), vectorized: the norm of
     :func:`tdyn.signalprop.theory.collapsed_line`."""
-    a0 = archs[0]
-    fields = {name: np.array([getattr(a, name) for a in archs])
-              for name in ("alpha_A", "alpha_M", "sigma_w", "sigma_V", "sigma_bV", "sigma_b1",
-                           "sigma_b2")}
-    fields["sigma_2"] = np.array([a.readout_scale for a in archs])
-    line = collapsed_line(fields.pop("alpha_A"), fields.pop("alpha_M"), fields.pop("sigma_w"),
-                          phi=a0.phi, residual=a0.residual, norm=a0.norm, **fields)
-    return np.broadcast_to(line.q, (len(archs),)).astype(float)
+    return np.broadcast_to(collapsed_line(stack(archs)).q, (len(archs),)).astype(float)
 
 
 def _one_minus_rho(x: torch.Tensor) -> torch.Tensor:

@@ -55,6 +55,7 @@ from tdyn.signalprop.gaussian import (
     kernel_quadrature,
     kernel_slope,
 )
+from tdyn.signalprop.nonlinearity import nonlinearity
 
 EVALUATION_PROTOCOLS = ("fixed-point", "ln-scale")
 """Where an exponent is evaluated: at the collapsed fixed point q* or at the LayerNorm scale
@@ -187,8 +188,8 @@ MAP_FIELDS = ("sigma_A", "sigma_V", "sigma_w", "sigma_2", "alpha_A", "alpha_M", 
 each as a scalar or as an array broadcast with q and p (one architecture per entry)."""
 
 
-def map_fields(arch: Architecture) -> dict[str, float]:
-    """The :data:`MAP_FIELDS` of one architecture."""
+def map_fields(arch: Architecture) -> dict:
+    """The :data:`MAP_FIELDS` of an architecture (scalars or arrays)."""
     return {name: arch.readout_scale if name == "sigma_2" else getattr(arch, name)
             for name in MAP_FIELDS}
 
@@ -208,7 +209,7 @@ def _mlp_kernel(h: dict, phi: str, q_b, rho) -> np.ndarray:
     corr = np.where(h["sigma_b1"] != 0, (h["sigma_w"] ** 2 * q_b * corr + h["sigma_b1"] ** 2)
                     / var, corr)
     var, corr = np.broadcast_arrays(np.asarray(var, dtype=float), corr)
-    if phi in ("erf", "relu"):
+    if nonlinearity(phi).kernel is not None:
         k = kernel_closed_form(phi, var, corr)
     else:
         k = np.empty(var.shape)
@@ -224,43 +225,35 @@ def _branch_input(q, p, norm: str):
     return (np.ones_like(q), p / q) if norm == "pre" else (q, p)
 
 
-def _attention(q, p, h: dict, n: int, residual: str, norm: str, softmax: str, n_samples: int,
-               seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The attention sub-map with the hyperparameters ``h`` (scalars or arrays)."""
-    q, p = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(p, dtype=float))
-    q_b, p_b = _branch_input(q, p, norm)
-    s2, s11 = softmax_overlaps(n, p_b / q_b, h["sigma_A"] * q_b, softmax, n_samples, seed)
-    q_attn = h["sigma_V"] ** 2 * (p_b + (q_b - p_b) * s2) + h["sigma_bV"] ** 2
-    p_attn = h["sigma_V"] ** 2 * (p_b + (q_b - p_b) * s11) + h["sigma_bV"] ** 2
-    c2, a2 = skip_coefficient(h["alpha_A"], residual) ** 2, h["alpha_A"] ** 2
-    q_new, p_new = c2 * q + a2 * q_attn, c2 * p + a2 * p_attn
-    if norm == "post":
-        return np.ones_like(q_new), p_new / q_new
-    return q_new, p_new
-
-
-def _mlp(q, p, h: dict, phi: str, residual: str, norm: str) -> tuple[np.ndarray, np.ndarray]:
-    """The MLP sub-map with the hyperparameters ``h`` (scalars or arrays)."""
-    q, p = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(p, dtype=float))
-    q_b, p_b = _branch_input(q, p, norm)
-    k1, kp = _mlp_diagonal(h, phi, q_b), _mlp_kernel(h, phi, q_b, p_b / q_b)
-    c2, a2 = skip_coefficient(h["alpha_M"], residual) ** 2, h["alpha_M"] ** 2
-    q_new, p_new = c2 * q + a2 * k1, c2 * p + a2 * kp
-    if norm == "post":
-        return np.ones_like(q_new), p_new / q_new
-    return q_new, p_new
-
-
 def attention_map(q, p, arch: Architecture, softmax: str = "annealed", n_samples: int = 20000,
                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(q, p) after the attention sub-block (module docstring); arrays broadcast."""
-    return _attention(q, p, map_fields(arch), arch.n, arch.residual, arch.norm, softmax,
-                      n_samples, seed)
+    """(q, p) after the attention sub-block (module docstring); q, p and the fields of
+    ``arch`` broadcast."""
+    h = map_fields(arch)
+    q, p = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(p, dtype=float))
+    q_b, p_b = _branch_input(q, p, arch.norm)
+    s2, s11 = softmax_overlaps(arch.n, p_b / q_b, h["sigma_A"] * q_b, softmax, n_samples, seed)
+    q_attn = h["sigma_V"] ** 2 * (p_b + (q_b - p_b) * s2) + h["sigma_bV"] ** 2
+    p_attn = h["sigma_V"] ** 2 * (p_b + (q_b - p_b) * s11) + h["sigma_bV"] ** 2
+    c2, a2 = skip_coefficient(h["alpha_A"], arch.residual) ** 2, h["alpha_A"] ** 2
+    q_new, p_new = c2 * q + a2 * q_attn, c2 * p + a2 * p_attn
+    if arch.norm == "post":
+        return np.ones_like(q_new), p_new / q_new
+    return q_new, p_new
 
 
 def mlp_map(q, p, arch: Architecture) -> tuple[np.ndarray, np.ndarray]:
-    """(q, p) after the MLP sub-block (module docstring); arrays broadcast."""
-    return _mlp(q, p, map_fields(arch), arch.phi, arch.residual, arch.norm)
+    """(q, p) after the MLP sub-block (module docstring); q, p and the fields of ``arch``
+    broadcast."""
+    h = map_fields(arch)
+    q, p = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(p, dtype=float))
+    q_b, p_b = _branch_input(q, p, arch.norm)
+    k1, kp = _mlp_diagonal(h, arch.phi, q_b), _mlp_kernel(h, arch.phi, q_b, p_b / q_b)
+    c2, a2 = skip_coefficient(h["alpha_M"], arch.residual) ** 2, h["alpha_M"] ** 2
+    q_new, p_new = c2 * q + a2 * k1, c2 * p + a2 * kp
+    if arch.norm == "post":
+        return np.ones_like(q_new), p_new / q_new
+    return q_new, p_new
 
 
 def layer_map(q, p, arch: Architecture, softmax: str = "annealed", n_samples: int = 20000,
@@ -278,10 +271,9 @@ def layer_map_grid(arch: Architecture, x: tuple[str, np.ndarray], y: tuple[str, 
     with the grid."""
     if "n" in (x[0], y[0]):
         raise ValueError("layer_map_grid cannot sweep n (the softmax takes one n); loop over n")
-    h, shape = _grid_fields(arch, x, y)
+    grid, shape = grid_architecture(arch, x, y)
     q, p = (np.broadcast_to(np.asarray(v, dtype=float), shape) for v in (q, p))
-    q1, p1 = _attention(q, p, h, arch.n, arch.residual, arch.norm, softmax, n_samples, seed)
-    return _mlp(q1, p1, h, arch.phi, arch.residual, arch.norm)
+    return layer_map(q, p, grid, softmax, n_samples, seed)
 
 
 def trajectory(arch: Architecture, depth: int, q0: float = 1.0, rho0: float = 0.5,
@@ -364,54 +356,46 @@ class CollapsedLine:
     vb2: np.ndarray = 0.0
 
 
-def collapsed_line(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None, phi: str = "tanh",
-                   residual: str = "interp", norm: str = "pre", q=1.0,
-                   at: str = "fixed-point", sigma_bV=0.0, sigma_b1=0.0,
-                   sigma_b2=0.0) -> CollapsedLine:
-    """The constants shared by lambda_a and the gradient gains (vectorized; ``sigma_2=None``
-    ties the readout scale to sigma_w).  ``at="fixed-point"``: the layer enters at q* where it
+def collapsed_line(arch: Architecture, *, q=1.0, at: str = "fixed-point") -> CollapsedLine:
+    """The constants shared by lambda_a and the gradient gains, vectorized over the broadcast
+    fields of ``arch`` (and ``q``).  ``at="fixed-point"``: the layer enters at q* where it
     exists (``q`` where it does not); ``at="ln-scale"``: at the given norm ``q``."""
     check_protocol(at)
-    if norm not in ("pre", "post"):
-        raise ValueError(f"norm={norm!r} is not allowed; choose one of ('pre', 'post')")
     alpha_A, alpha_M, sigma_w, sigma_V, q = np.broadcast_arrays(
-        *(np.asarray(v, dtype=float) for v in (alpha_A, alpha_M, sigma_w, sigma_V, q)))
-    s2 = sigma_w if sigma_2 is None else np.asarray(sigma_2, dtype=float)
-    var = sigma_w**2 + np.asarray(sigma_b1, dtype=float) ** 2  # preactivation variance
-    k1 = s2**2 * kernel_diagonal(phi, var) + np.asarray(sigma_b2, dtype=float) ** 2
+        *(np.asarray(v, dtype=float)
+          for v in (arch.alpha_A, arch.alpha_M, arch.sigma_w, arch.sigma_V, q)))
+    s2 = sigma_w if arch.sigma_2 is None else np.asarray(arch.sigma_2, dtype=float)
+    var = sigma_w**2 + np.asarray(arch.sigma_b1, dtype=float) ** 2  # preactivation variance
+    k1 = s2**2 * kernel_diagonal(arch.phi, var) + np.asarray(arch.sigma_b2, dtype=float) ** 2
     # chi = sigma_2^2 sigma_w^2 E[phi'(u)^2]; kernel_slope returns var E[phi'(u)^2]
-    chi = s2**2 * kernel_slope(phi, var) * (sigma_w**2 / var)
-    c2a = skip_coefficient(alpha_A, residual) ** 2
-    c2m = skip_coefficient(alpha_M, residual) ** 2
+    chi = s2**2 * kernel_slope(arch.phi, var) * (sigma_w**2 / var)
+    c2a = skip_coefficient(alpha_A, arch.residual) ** 2
+    c2m = skip_coefficient(alpha_M, arch.residual) ** 2
     a2a, a2m, v2 = alpha_A**2, alpha_M**2, sigma_V**2
-    vb2 = np.asarray(sigma_bV, dtype=float) ** 2
-    if norm == "pre" and residual == "interp" and at == "fixed-point":
+    vb2 = np.asarray(arch.sigma_bV, dtype=float) ** 2
+    if arch.norm == "pre" and arch.residual == "interp" and at == "fixed-point":
         denom = 1.0 - c2a * c2m
         with np.errstate(divide="ignore", invalid="ignore"):
             q = np.where(denom > 0, (c2m * a2a * (v2 + vb2) + a2m * k1) / denom, 1.0)
     return CollapsedLine(k1, chi, c2a, c2m, a2a, a2m, v2, q, c2a * q + a2a * (v2 + vb2), vb2)
 
 
-def angle_exponent(alpha_A, alpha_M, sigma_w, *, sigma_V=1.0, sigma_2=None, phi: str = "tanh",
-                   residual: str = "interp", norm: str = "pre", q=1.0, at: str = "fixed-point",
-                   depth: int = 1, sigma_bV=0.0, sigma_b1=0.0, sigma_b2=0.0) -> np.ndarray:
-    """lambda_a in closed form (module docstring), vectorized over broadcastable arrays.
+def angle_exponent(arch: Architecture, *, q=1.0, at: str = "fixed-point",
+                   depth: int = 1) -> np.ndarray:
+    """lambda_a in closed form (module docstring), vectorized over the broadcast fields of
+    ``arch`` (a tied readout follows sigma_w; biases enter through q, K(1) and chi).
 
-    ``sigma_2=None`` ties the readout scale to sigma_w.  ``at="fixed-point"``: at q* (for
-    ``plain`` pre-LN, which has no collapsed fixed point, the one-layer rate at norm ``q``).
-    ``at="ln-scale"``: the mean rate (1/L) sum_l log[(1 - rho_{l+1}) / (1 - rho_l)] over
-    ``depth`` = L layers of the linearized map (rho0 -> 1) from norm ``q`` (the LayerNorm
-    scale 1 by default), with q_{l+1} = c_M^2 (c_A^2 q_l + alpha_A^2 sigma_V^2) + alpha_M^2
-    K(1) for pre-LN.  For ``interp`` pre-LN with alpha_A = alpha_M = 0 (the identity map)
-    lambda_a = 0.  Bias standard deviations ``sigma_bV``, ``sigma_b1``, ``sigma_b2`` as in
-    :class:`tdyn.signalprop.architecture.Architecture` (they enter through q, K(1) and chi).
+    ``at="fixed-point"``: at q* (for ``plain`` pre-LN, which has no collapsed fixed point, the
+    one-layer rate at norm ``q``).  ``at="ln-scale"``: the mean rate (1/L) sum_l log[(1 -
+    rho_{l+1}) / (1 - rho_l)] over ``depth`` = L layers of the linearized map (rho0 -> 1) from
+    norm ``q`` (the LayerNorm scale 1 by default), with q_{l+1} = c_M^2 (c_A^2 q_l + alpha_A^2
+    sigma_V^2) + alpha_M^2 K(1) for pre-LN.  For ``interp`` pre-LN with alpha_A = alpha_M = 0
+    (the identity map) lambda_a = 0.
     """
     check_protocol(at, depth)
-    c = collapsed_line(alpha_A, alpha_M, sigma_w, sigma_V=sigma_V, sigma_2=sigma_2, phi=phi,
-                       residual=residual, norm=norm, q=q, at=at, sigma_bV=sigma_bV,
-                       sigma_b1=sigma_b1, sigma_b2=sigma_b2)
+    c = collapsed_line(arch, q=q, at=at)
     with np.errstate(divide="ignore"):  # alpha_A = 1 (interp): lambda_a = -inf
-        if norm == "post":
+        if arch.norm == "post":
             return (np.log(c.c2a / (c.c2a + c.a2a * (c.v2 + c.vb2)))
                     + np.log((c.c2m + c.a2m * c.chi) / (c.c2m + c.a2m * c.k1)))
         total, q_l = 0.0, c.q
@@ -442,15 +426,7 @@ def lambda_a(arch: Architecture, q: float = 1.0, at: str = "fixed-point", depth:
         qs, ps = trajectory(arch, depth, q0=q, rho0=rho0, softmax=softmax)
         with np.errstate(divide="ignore"):
             return float(np.log((1.0 - ps[-1] / qs[-1]) / (1.0 - rho0)) / depth)
-    return float(angle_exponent(arch.alpha_A, arch.alpha_M, arch.sigma_w, sigma_V=arch.sigma_V,
-                                sigma_2=arch.readout_scale, phi=arch.phi,
-                                residual=arch.residual, norm=arch.norm, q=q, at=at,
-                                depth=depth, **bias_keywords(arch)))
-
-
-def bias_keywords(arch: Architecture) -> dict:
-    """The bias standard deviations of ``arch`` as keywords of :func:`angle_exponent`."""
-    return {"sigma_bV": arch.sigma_bV, "sigma_b1": arch.sigma_b1, "sigma_b2": arch.sigma_b2}
+    return float(angle_exponent(arch, q=q, at=at, depth=depth))
 
 
 def edge_of_chaos(arch: Architecture, lo: float = 0.3, hi: float = 30.0, q: float = 1.0,
@@ -515,17 +491,15 @@ def phase_diagram(arch: Architecture, x: tuple[str, np.ndarray], y: tuple[str, n
     ``at``, ``depth``: the evaluation protocol of :func:`angle_exponent`.
     """
     check_protocol(at, depth)
-    h, shape = _grid_fields(arch, x, y)
-    out = angle_exponent(h["alpha_A"], h["alpha_M"], h["sigma_w"], sigma_V=h["sigma_V"],
-                         sigma_2=h["sigma_2"], phi=arch.phi, residual=arch.residual,
-                         norm=arch.norm, q=q, at=at, depth=depth)
-    return np.broadcast_to(out, shape).copy()
+    grid, shape = grid_architecture(arch, x, y)
+    return np.broadcast_to(angle_exponent(grid, q=q, at=at, depth=depth), shape).copy()
 
 
-def _grid_fields(arch: Architecture, x: tuple[str, np.ndarray],
-                 y: tuple[str, np.ndarray]) -> tuple[dict, tuple[int, int]]:
-    """The :data:`MAP_FIELDS` of the grid y x x (the y values down axis 0, the x values along
-    axis 1, broadcast) and its shape; a tied readout (``sigma_2=None``) follows sigma_w."""
+def grid_architecture(arch: Architecture, x: tuple[str, np.ndarray],
+                      y: tuple[str, np.ndarray]) -> tuple[Architecture, tuple[int, int]]:
+    """``arch`` on the grid y x x (the y values down axis 0, the x values along axis 1, its
+    other float fields as 0-d arrays) and the grid's shape; a tied readout
+    (``sigma_2=None``) follows sigma_w."""
     (xn, xv), (yn, yv) = x, y
     for name in (xn, yn):
         if name not in GRID_PARAMETERS:
@@ -533,15 +507,15 @@ def _grid_fields(arch: Architecture, x: tuple[str, np.ndarray],
                              f"{GRID_PARAMETERS}")
     xv, yv = np.asarray(xv, dtype=float), np.asarray(yv, dtype=float)
     h = {name: np.asarray(value, dtype=float) for name, value in map_fields(arch).items()}
+    if arch.sigma_2 is None:
+        h["sigma_2"] = None
     for name, grid in ((xn, xv[None, :]), (yn, yv[:, None])):
         _check_grid(name, grid, arch.residual)
         if name == "alpha":
             h["alpha_A"] = h["alpha_M"] = grid
         elif name != "n":
             h[name] = grid
-    if arch.sigma_2 is None and "sigma_2" not in (xn, yn):
-        h["sigma_2"] = h["sigma_w"]
-    return h, (yv.size, xv.size)
+    return arch.replace(**h), (yv.size, xv.size)
 
 
 def _check_grid(name: str, grid: np.ndarray, residual: str) -> None:
