@@ -10,6 +10,7 @@ import pytest
 
 from tdyn.exercises import CHECKERS
 from tests.book.test_student_book import code_fingerprints, fingerprints, searchable
+from tests.test_exercises import committed_runs  # noqa: F401 (autouse: the committed runs)
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("student_notebooks",
@@ -17,15 +18,6 @@ _spec = importlib.util.spec_from_file_location("student_notebooks",
 student_notebooks = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(student_notebooks)
 CHAPTERS = sorted((ROOT / "book").glob("part*/*.md"))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def committed_runs():
-    """Solutions and checkers read the committed runs in data/, as the chapters do (the
-    test session points TDYN_DATA at an empty folder)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("TDYN_DATA", raising=False)
-        yield
 
 
 @pytest.fixture(scope="module")
