@@ -79,6 +79,21 @@ def simplex_n(answer) -> bool:
                    scaled_simplex_overlap(chaotic, (8, 16, 64, 256)), rtol=0.01)
 
 
+def sigma_a(answer) -> bool:
+    """``(change at rho0 = 0.9, change at rho0 = 0.6)`` of the one-layer rate of the mean-field
+    map (``lambda_a_from_map``, sampled softmax, at the collapsed fixed point) from sigma_A =
+    0.5 to 4 at n = 16, alpha_A = alpha_M = 0.5, sigma_w = 2: each within 5e-4 (ten times the
+    spread of the sampled softmax over its seeds)."""
+    from tdyn.signalprop.architecture import Architecture
+    from tdyn.signalprop.theory import lambda_a_from_map
+
+    base = Architecture(n=16, d=256, alpha_A=0.5, alpha_M=0.5)
+    reference = [lambda_a_from_map(base.replace(sigma_A=4.0), eps=gap, softmax="sampled")
+                 - lambda_a_from_map(base.replace(sigma_A=0.5), eps=gap, softmax="sampled")
+                 for gap in (0.1, 0.4)]
+    return verdict("part1-ex-sigma-a", answer, reference, atol=5e-4)
+
+
 def crossover(answer) -> bool:
     """Tokens n for |lambda_g(16) - lambda_a| < 0.01 at log G_c - lambda_a = 0.2: right from
     the exact count (:func:`~tdyn.signalprop.gradients.tokens_for_exponent_gap`) up to the
@@ -99,6 +114,17 @@ def edge_tokens(answer) -> bool:
 
     reference = [tokens_for_exponent_gap(g, 16, 0.01) for g in (0.1, 0.3)]
     return verdict("part1-ex-edge-tokens", answer, reference)
+
+
+def sgd(answer) -> bool:
+    """``((L - 1) log G_c at (alpha, sigma_w) = (0.1, 0.3), the same at (0.9, 6))`` for L = 8,
+    n = 16, alpha = alpha_A = alpha_M, at the collapsed fixed point: each within 0.01."""
+    from tdyn.signalprop.architecture import Architecture
+    from tdyn.signalprop.gradients import lambda_common
+
+    reference = [7 * lambda_common(Architecture(n=16, d=24, alpha_A=a, alpha_M=a, sigma_w=s))
+                 for a, s in ((0.1, 0.3), (0.9, 6.0))]
+    return verdict("part1-ex-sgd", answer, reference, atol=0.01)
 
 
 # Part II --------------------------------------------------------------------------------------
@@ -122,6 +148,16 @@ def energy_levels(answer) -> bool:
 
     flow = integrate_flow(0.5, -1.2, 0.5, 0.8, t_max=300)
     return verdict("part2-ex-energy-levels", answer, [flow.e[-1], flow.w[-1]], atol=0.01)
+
+
+def escape(answer) -> bool:
+    """How many of the three seeds (0, 10, 20) of the standard initialization on (0.5, 0.8)
+    (T = 128, 600 steps) leave the unigram plateau for good by step 600, at lr = 1e-3, 2e-3,
+    4e-3: exactly (the committed runs of :func:`~tdyn.markov.experiment.escape_study`)."""
+    from tdyn.markov.experiment import escape_study
+
+    counts = escape_study().groupby("lr").escape.count()
+    return verdict("part2-ex-escape", answer, counts.to_numpy())
 
 
 def canonical(answer) -> bool:
@@ -166,6 +202,35 @@ def uniform_exact(answer) -> bool:
     return verdict("part3-ex-uniform-exact", answer, errors[0] / errors[1], atol=0.1)
 
 
+def bump(answer) -> bool:
+    """``(time of the type-2 loss peak, integral of kappa up to it)`` of
+    :func:`~tdyn.cooccurrence.model.special_word_flow` from kappa(0) = 0.39 at m1 = 256: within
+    0.005 and 0.02 (a time grid of 0.001 and its trapezoid rule)."""
+    from scipy.integrate import cumulative_trapezoid
+
+    from tdyn.cooccurrence.model import special_word_flow
+
+    t = np.linspace(0.0, 3.0, 30001)
+    flow = special_word_flow(0.39, 256, t)
+    peak = int(np.argmax(flow["type_loss"][:, 1]))
+    clock = cumulative_trapezoid(flow["u_norm2"], t, initial=0.0)[peak]
+    time, integral = verdict_parts(answer, 2)
+    return (verdict("part3-ex-bump (time)", time, t[peak], atol=0.005)
+            & verdict("part3-ex-bump (integral)", integral, clock, atol=0.02))
+
+
+def balancing(answer) -> bool:
+    """``(Lemma 4.4's ratio of the type-2 and type-3 sums, (S_I3 / |I_3|) / (S_I2 / |I_2|))``
+    after 3000 steps of :func:`~tdyn.cooccurrence.checks.unequal_type_counts` (8 of the 16
+    type-3 entries kept): each within 2%."""
+    from tdyn.cooccurrence.checks import unequal_type_counts
+
+    run = unequal_type_counts(keep_type3=8)
+    per_entry = run["S"][-1] / run["counts"]
+    return verdict("part3-ex-balancing", answer,
+                   [run["lemma44"][-1], per_entry[2] / per_entry[1]], rtol=0.02)
+
+
 def repeat(answer) -> bool:
     """``(max |G| over random words with iid words at d = 20, the same with distinct words at
     d = 83)`` after 3000 steps of 0.05 at n = 48, L = 4 (data seed 0, initialization seed 100,
@@ -192,12 +257,17 @@ CHECKERS: dict[str, Callable[[object], bool]] = {
     "part1-ex-entropy-collapse": entropy_collapse,
     "part1-ex-relu-simplex": relu_simplex,
     "part1-ex-simplex-n": simplex_n,
+    "part1-ex-sigma-a": sigma_a,
     "part1-ex-crossover": crossover,
     "part1-ex-edge-tokens": edge_tokens,
+    "part1-ex-sgd": sgd,
     "ex-markov-gap": markov_gap,
     "part2-ex-energy-levels": energy_levels,
+    "part2-ex-escape": escape,
     "part2-ex-canonical": canonical,
     "part3-ex-uniform-exact": uniform_exact,
+    "part3-ex-bump": bump,
+    "part3-ex-balancing": balancing,
     "part3-ex-scale": scale,
     "part3-ex-repeat": repeat,
     "part3-ex-fraction": fraction,

@@ -9,7 +9,8 @@ import nbformat
 import pytest
 
 from tdyn.exercises import CHECKERS
-from tests.book.test_student_book import fingerprints
+from tests.book.test_student_book import code_fingerprints, fingerprints, searchable
+from tests.test_exercises import committed_runs  # noqa: F401 (autouse: the committed runs)
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("student_notebooks",
@@ -34,9 +35,10 @@ def cells(path: Path) -> list[str]:
 def test_one_notebook_per_chapter_without_a_solution(notebooks):
     assert sorted(notebooks) == [c.relative_to(ROOT / "book").with_suffix("").as_posix()
                                  for c in CHAPTERS]
-    text = "\n".join(" ".join(p.read_text().split()) for p in notebooks.values())
+    text = "\n".join(searchable(p) for p in notebooks.values())
     assert "solution-start" not in text and "{solution}" not in text
-    assert {k: v for k, v in fingerprints("solution").items() if " ".join(v.split()) in text} == {}
+    solutions = {**fingerprints("solution"), **code_fingerprints()}
+    assert {k: v for k, v in solutions.items() if " ".join(v.split()) in text} == {}
     assert all(" ".join(v.split()) in text for v in fingerprints("exercise").values())
 
 

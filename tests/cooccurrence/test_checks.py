@@ -15,11 +15,13 @@ from tdyn.cooccurrence.checks import (
     phase1_changes,
     proposition_e21_ratio,
     theorem31_orders,
+    unequal_type_counts,
 )
-from tdyn.cooccurrence.data import sample_training_set
+from tdyn.cooccurrence.data import CooccurrenceData, sample_training_set
 from tdyn.cooccurrence.model import (
     condition1_sigmas,
     forward,
+    g_sums,
     init_params,
     phase_times,
     train,
@@ -93,3 +95,24 @@ def test_lemma41_rate_near_one_sixth(phase1_run):
     the cross terms): the ratio lies within a factor 2 of 1/6."""
     data, p0, s0, s1, _ = phase1_run
     assert 1 / 12 < lemma41_ratio(p0, data, s0, s1) < 1 / 3
+
+
+def test_unequal_type_counts_follows_gradient_descent_on_the_reduced_set():
+    """The segmented torch training of unequal_type_counts is gradient descent of
+    tdyn.cooccurrence.model.train on the set without the dropped type-3 entries; at t = 0
+    every g is about 1/2, so Lemma 4.4's ratio is (16 - 8) / 8 = 1."""
+    run = unequal_type_counts(keep_type3=8, steps=200, every=100)
+    np.testing.assert_array_equal(run["counts"], [48, 16, 8, 16])
+    np.testing.assert_allclose(run["t"], [0.0, 5.0, 10.0])
+    assert abs(run["lemma44"][0] - 1.0) < 0.02
+    full = sample_training_set(96, 4, 200, seed=0)
+    keep = np.ones(full.n, dtype=bool)
+    keep[np.flatnonzero(full.types == 3)[8:]] = False
+    data = CooccurrenceData(full.tokens[keep], full.types[keep], full.y[keep], full.embeddings)
+    sigma0, sigma1 = condition1_sigmas(4, 32, 32, 0.1)
+    end, history = train(init_params(200, 32, 32, seed=100, sigma0=sigma0, sigma1=sigma1),
+                         data, lr=0.05, steps=200, record=[0, 100, 200])
+    np.testing.assert_allclose(run["S"], history["S"], rtol=1e-9)
+    np.testing.assert_allclose(run["G"], history["G"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(run["S"][-1], g_sums(forward(end, data).g, data.types),
+                               rtol=1e-9)

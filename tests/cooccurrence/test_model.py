@@ -18,6 +18,7 @@ from tdyn.cooccurrence.model import (
     record_steps,
     reduced_velocities,
     score_matrix,
+    special_word_flow,
     train,
     uniform_attention_flow,
     word_values,
@@ -292,6 +293,25 @@ def test_uniform_attention_flow_matches_frozen_attention_training():
     flow = uniform_attention_flow(p0, data, h["t"])
     np.testing.assert_allclose(flow["G"], h["G"], rtol=5e-3, atol=1e-3)
     np.testing.assert_allclose(flow["u_norm2"], h["u_norm2"], rtol=5e-3)
+
+
+def test_special_word_flow_starts_at_kappa_d_and_scales_with_kappa_at_m1_zero():
+    """At t = 0, g = 1/2 on every type, so D = (1/6, 1/6, 0) and dG/dt = kappa(0) D: the
+    type-2 margin -(G1 + G3) falls and types 2 and 3 stay alike.  At m1 = 0 kappa is constant
+    and the flow depends on kappa t alone."""
+    t = np.array([0.0, 1e-4])
+    flow = special_word_flow(0.39, 256, t)
+    np.testing.assert_allclose(flow["G"][1] / 1e-4, 0.39 * np.array([1 / 6, 1 / 6, 0]),
+                               rtol=1e-3, atol=1e-5)
+    later = special_word_flow(0.39, 256, np.linspace(0, 1, 11))
+    np.testing.assert_allclose(later["type_loss"][:, 1], later["type_loss"][:, 2], rtol=1e-6)
+    assert later["type_loss"][5, 1] > np.log(2)  # the bump
+    slow = special_word_flow(0.5, 0, np.linspace(0, 4, 5))
+    fast = special_word_flow(1.0, 0, np.linspace(0, 2, 5))
+    np.testing.assert_allclose(slow["G"], fast["G"], rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(slow["u_norm2"], 0.5)
+    with pytest.raises(ValueError, match="kappa0"):
+        special_word_flow(0.0, 256, t)
 
 
 def test_analytic_gradients_match_autograd_with_noise_tokens():

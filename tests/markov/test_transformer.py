@@ -211,6 +211,38 @@ def test_committed_cpu_profile_results():
             assert row.final_eval_loss - bayes < 0.012
 
 
+def test_committed_escape_study():
+    # The three committed runs of the escape study (exercise part2-ex-escape): one per
+    # learning rate, each matching its parameter file, with three seeds of 600 steps.
+    from tdyn.markov.experiment import ESCAPE_LRS, escape_study
+    from tdyn.runs.store import REPO_ROOT
+
+    table = escape_study(root=REPO_ROOT / "data")
+    assert sorted(table.groupby("lr").size().items()) == [(lr, 3) for lr in ESCAPE_LRS]
+    assert (table.status == "ok").all() and (table.init == "standard").all()
+    assert all(steps[-1] == 600 for steps in table.record_steps)
+    assert table.groupby("seed_index").seeds.agg(lambda s: len({str(x) for x in s})).eq(1).all()
+    # what the exercise's solution states: at the two smaller rates every run is still on the
+    # unigram plateau at step 600, at the largest every run has left it
+    slow = table[table.lr < 0.004]
+    assert slow.escape.isna().all()
+    assert (np.abs(slow.final_eval_loss - slow.unigram_held_out) < 0.01).all()
+    assert table[table.lr == 0.004].escape.notna().all()
+
+
+def test_learning_rate_sum_follows_the_one_cycle_schedule():
+    # Warm-up over 2% of the steps from lr/100 to lr, then a cosine down to lr/5: the mean
+    # rates of the two parts are (lr/100 + lr)/2 and (lr + lr/5)/2.
+    from tdyn.markov.experiment import learning_rate_sum
+
+    lr, steps = 0.004, 1000
+    total = learning_rate_sum(lr, steps)
+    assert total.shape == (steps + 1,) and total[0] == 0.0
+    assert total[1] == pytest.approx(lr / 100) and np.all(np.diff(total) > 0)
+    expected = 0.02 * steps * (lr / 100 + lr) / 2 + 0.98 * steps * (lr + lr / 5) / 2
+    assert total[-1] == pytest.approx(expected, rel=5e-3)
+
+
 def test_training_restores_torchs_thread_count():
     before = torch.get_num_threads()
     torch.set_num_threads(2)

@@ -22,6 +22,7 @@ from tdyn.cooccurrence.model import (
     value_gram,
     word_values,
 )
+from tdyn.devices import torch_threads
 
 GRAM_SIGNS = np.array([1, -1, -1, 1, 1])
 """Corollary F.13: signs of d/dt of the value-Gram entries (1,2), (1,3), (2,3), (1,1), (2,2),
@@ -148,3 +149,39 @@ def frozen_attention_error(lrs, t_end: float = 3.0, n: int = 48, L: int = 4, d: 
         _, history = train(start, data, lr, steps, record=[steps])
         errors.append(float(np.abs(history["G"][-1] - flow["G"][-1]).max()))
     return errors
+
+
+def unequal_type_counts(keep_type3: int = 8, n: int = 96, L: int = 4, d: int = 200, m: int = 32,
+                        m1: int = 32, lr: float = 0.05, steps: int = 3000, every: int = 250,
+                        data_seed: int = 0, init_seed: int = 100,
+                        cpu_threads: int | None = 1) -> dict:
+    """Automatic balancing without Assumption 2.3(i): the training set of ``n`` entries (data
+    seed ``data_seed``) keeps only its first ``keep_type3`` type-3 entries, and gradient
+    descent at the Condition-1 scales 0.1 (initialization seed ``init_seed``, step ``lr``)
+    runs ``steps`` steps (by :func:`tdyn.cooccurrence.msweep.train_torch`, in segments of
+    ``every``).  Returns, at t = 0 and after every segment, the time ``t``, the g sums ``S``
+    per type (:func:`~tdyn.cooccurrence.model.g_sums`), Lemma 4.4's ratio ``lemma44`` and
+    G(mu_1..3) (``G``), and the entries per type (``counts``).  ``cpu_threads``: torch's
+    threads while training (one: these small products slow down when threads contend)."""
+    from tdyn.cooccurrence.data import CooccurrenceData
+    from tdyn.cooccurrence.model import balancing_ratios, forward, g_sums
+    from tdyn.cooccurrence.msweep import train_torch
+
+    full = sample_training_set(n, L, d, seed=data_seed)
+    keep = np.ones(full.n, dtype=bool)
+    keep[np.flatnonzero(full.types == 3)[keep_type3:]] = False
+    data = CooccurrenceData(full.tokens[keep], full.types[keep], full.y[keep], full.embeddings)
+    sigma0, sigma1 = condition1_sigmas(L, m, m1, 0.1)
+    params = init_params(d, m, m1, seed=init_seed, sigma0=sigma0, sigma1=sigma1)
+    times, sums, values = [], [], []
+    with torch_threads("cpu", cpu_threads):
+        for done in range(0, steps + 1, every):
+            if done:
+                final = train_torch(params, data, lr, every, record=[every])["final"]
+                params = Params(**final, a=params.a)
+            times.append(lr * done)
+            sums.append(g_sums(forward(params, data).g, data.types))
+            values.append(word_values(params, data.embeddings)[:3])
+    sums = np.array(sums)
+    return {"t": np.array(times), "S": sums, "lemma44": balancing_ratios(sums)["lemma44"],
+            "G": np.array(values), "counts": np.bincount(data.types, minlength=5)[1:]}

@@ -385,6 +385,27 @@ def attention_change(params: Params, params0: Params, embeddings: np.ndarray) ->
     return score_matrix(params, embeddings) - score_matrix(params0, embeddings)
 
 
+def _frozen_flow(N: np.ndarray, y: np.ndarray, weights: np.ndarray, m1: int, z0: np.ndarray,
+                 t: np.ndarray):
+    """Integrate the uniform-attention flow (:func:`uniform_attention_flow`) for entries with
+    word counts ``N`` (entries x words), labels ``y`` and weights ``weights`` (D = N^T (w g y))
+    from z0 = (G, Gamma, kappa); returns (t, G (times x words), kappa, per-entry losses)."""
+    from scipy.integrate import solve_ivp
+
+    d = N.shape[1]
+
+    def rhs(_, z):
+        G, Gam, kap = z[:d], z[d:d + d * d].reshape(d, d), z[-1]
+        g = 1.0 / (1.0 + np.exp(y * (N @ G)))
+        D = N.T @ (weights * g * y)
+        return np.concatenate([kap * D + m1 * Gam @ D,
+                               (np.outer(D, G) + np.outer(G, D)).ravel(), [2 * m1 * D @ G]])
+
+    sol = solve_ivp(rhs, (0.0, float(t[-1])), z0, t_eval=t, rtol=1e-8, atol=1e-10)
+    G = sol.y[:d].T
+    return sol.t, G, sol.y[-1], logistic_loss((N @ G.T).T * y)
+
+
 def uniform_attention_flow(params: Params, data: CooccurrenceData, t: np.ndarray) -> dict:
     """Gradient flow of the reduced variables with attention frozen at exactly uniform
     (p = 1/L, so F_i = sum_h G(x_h)): G in R^d, Gamma = V^T V (d x d), kappa = ||u||^2, with
@@ -396,26 +417,31 @@ def uniform_attention_flow(params: Params, data: CooccurrenceData, t: np.ndarray
     integrated with scipy's RK45 from the values at ``params``.  Returns G and kappa at ``t``
     and the per-type losses.
     """
-    from scipy.integrate import solve_ivp
-
     E = data.embeddings
-    N = data.counts()
-    d, m1 = data.n_vectors, params.m1
-
-    def rhs(_, z):
-        G, Gam, kap = z[:d], z[d:d + d * d].reshape(d, d), z[-1]
-        g = 1.0 / (1.0 + np.exp(data.y * (N @ G)))
-        D = N.T @ (g * data.y) / data.n
-        return np.concatenate([kap * D + m1 * Gam @ D,
-                               (np.outer(D, G) + np.outer(G, D)).ravel(), [2 * m1 * D @ G]])
-
     z0 = np.concatenate([word_values(params, E), value_gram(params, E).ravel(),
                          [params.u @ params.u]])
-    sol = solve_ivp(rhs, (0.0, float(t[-1])), z0, t_eval=t, rtol=1e-8, atol=1e-10)
-    G = sol.y[:d].T
-    margins = (N @ G.T).T * data.y
-    per = logistic_loss(margins)
+    weights = np.full(data.n, 1.0 / data.n)
+    times, G, kappa, per = _frozen_flow(data.counts(), data.y, weights, params.m1, z0, t)
     type_loss = np.stack([per[:, data.types == k].mean(axis=1) for k in range(1, 5)], axis=1)
-    return {"t": sol.t, "G": G[:, :3], "u_norm2": sol.y[-1], "type_loss": type_loss,
+    return {"t": times, "G": G[:, :3], "u_norm2": kappa, "type_loss": type_loss,
             "loss": per.mean(axis=1)}
 
+
+def special_word_flow(kappa0: float, m1: int, t: np.ndarray) -> dict:
+    """The uniform-attention flow (:func:`uniform_attention_flow`) with the random words
+    dropped and the exact type fractions (1/2, 1/6, 1/6, 1/6) of Assumption 2.3(i): one
+    entry per type, holding mu_3 and its targets among mu_1, mu_2, weighted by its fraction,
+    from G = 0, Gamma = 0 and kappa = ``kappa0`` (the limit of small initial W_V).  Returns
+    G(mu_1..3), kappa and the per-type losses (types 1-4) at ``t``, and the mean ``loss``."""
+    from tdyn.cooccurrence.data import TYPE_LABELS, TYPE_PROBABILITIES, TYPE_TARGETS
+
+    if not kappa0 > 0:
+        raise ValueError(f"kappa0={kappa0!r} is not allowed; need kappa0 > 0")
+    N = np.zeros((4, 3))
+    for k, targets in enumerate(TYPE_TARGETS):
+        N[k, [COMMON, *targets]] = 1.0
+    weights = np.asarray(TYPE_PROBABILITIES)
+    z0 = np.concatenate([np.zeros(3 + 9), [kappa0]])
+    times, G, kappa, per = _frozen_flow(N, np.asarray(TYPE_LABELS, dtype=float), weights, m1,
+                                        z0, np.asarray(t, dtype=float))
+    return {"t": times, "G": G, "u_norm2": kappa, "type_loss": per, "loss": per @ weights}

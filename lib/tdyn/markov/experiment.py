@@ -15,7 +15,7 @@ from tdyn.markov.chain import (
     sample,
     stationary,
 )
-from tdyn.markov.transformer import INITS, reference_losses, train
+from tdyn.markov.transformer import INITS, one_cycle, reference_losses, train
 
 # --------------------------------------------------------------------------------------------
 # The experiment of notebooks/markov_full.ipynb
@@ -172,3 +172,43 @@ def summarize_runs(runs):
                  final_excess=("excess", lambda s: np.mean([h[-1] for h in s])),
                  escape_min=("escape", "min"), escape_max=("escape", "max"),
                  unigram=("unigram_loss", "first"), bigram=("bigram_loss", "first")))
+
+
+ESCAPE_LRS = (0.001, 0.002, 0.004)
+"""Peak learning rates of the escape study of the exercise part2-ex-escape: one committed run
+of this experiment each, from ``notebooks/params/markov_full/escape-lr-<lr>.yaml`` (the
+standard init on (0.5, 0.8), T = 128, 600 steps, three seeds; only ``lr`` differs)."""
+
+
+def escape_study(lrs=ESCAPE_LRS, root=None):
+    """The escape study's runs as one table annotated by :func:`annotate_runs`, with a column
+    ``lr``; each run is loaded by the hash of its parameter file, which it must match."""
+    import pandas as pd
+
+    from tdyn.runs.runner import collect_parameters, profile_folder
+    from tdyn.runs.store import load_results, params_hash
+
+    tables = []
+    for lr in lrs:
+        params = collect_parameters(EXPERIMENT,
+                                    profile_folder() / EXPERIMENT / f"escape-lr-{lr:g}.yaml")
+        table, _ = load_results(EXPERIMENT, run_id=params_hash(params), root=root,
+                                params=params)
+        tables.append(annotate_runs(table, params).assign(lr=lr))
+    return pd.concat(tables, ignore_index=True)
+
+
+def learning_rate_sum(lr: float, steps: int) -> np.ndarray:
+    """sum_{s < t} lr_s of :func:`~tdyn.markov.transformer.train`'s one-cycle schedule
+    (:func:`~tdyn.markov.transformer.one_cycle`) at peak ``lr`` over ``steps`` steps, for
+    t = 0..steps: the distance in "step-size units" covered after t steps."""
+    import torch
+
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    scheduler = one_cycle(optimizer, lr, steps)
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return np.concatenate([[0.0], np.cumsum(rates)])
