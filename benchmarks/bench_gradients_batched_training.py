@@ -5,9 +5,11 @@ test set so that training dominates the time) both ways: one
 call of ``train_ensemble`` with every configuration stacked (batched matrix products), and one
 call per configuration.  Prints the throughput of each (configuration-steps per second), their
 ratio, and the largest difference between the two sets of test losses (the same seeds give the
-same initial weights and batches, so they agree to floating-point rounding).  Run:
+same initial weights and batches, so they agree to floating-point rounding).  The two are
+timed in ``--pairs`` interleaved pairs after one untimed warm-up of each (wall and CPU time;
+the ratio of the minima); on a shared machine the CPU time is the steadier of the two.  Run:
 
-    .venv/bin/python benchmarks/bench_gradients_batched_training.py [--steps 40] [--device cpu]
+    .venv/bin/python benchmarks/bench_gradients_batched_training.py [--steps 40] [--pairs 3]
 """
 
 import argparse
@@ -23,7 +25,14 @@ from tdyn.signalprop.trainability.experiment import sweep_configs, task_and_sett
 from tdyn.signalprop.trainability.model import Member, TrainSettings, train_ensemble
 
 
-def main(steps: int = 40, device: str = "cpu", dtype=torch.float32) -> None:
+def _timed(fn):
+    """(wall seconds, CPU seconds, result) of ``fn()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+def main(steps: int = 40, pairs: int = 3, device: str = "cpu", dtype=torch.float32) -> None:
     params = yaml.safe_load(
         (REPO_ROOT / "notebooks/params/trainability_sweep-cpu.yaml").read_text())
     params.update(steps=steps, eval_every=steps, test_size=64)
@@ -31,24 +40,35 @@ def main(steps: int = 40, device: str = "cpu", dtype=torch.float32) -> None:
     members = [Member(c["alpha"], c["alpha"], c["sigma_w"], params["sigma_A"],
                       seed=replicate_seed(params["seed"], c["seed_index"]))
                for c in sweep_configs(params)]
+
+    def batched(run_settings=settings):
+        return train_ensemble(members, task, run_settings, device=device, dtype=dtype)
+
+    def single(run_settings=settings):
+        return [train_ensemble([m], task, run_settings, device=device, dtype=dtype)
+                for m in members]
+
     warm = TrainSettings(d=settings.d, depth=settings.depth, steps=2, batch=settings.batch,
                          test_size=8, eval_every=2)
-    train_ensemble(members[:2], task, warm, device=device, dtype=dtype)  # warm-up, untimed
-    start = time.perf_counter()
-    batched = train_ensemble(members, task, settings, device=device, dtype=dtype)
-    t_batched = time.perf_counter() - start
-    start = time.perf_counter()
-    single = [train_ensemble([m], task, settings, device=device, dtype=dtype) for m in members]
-    t_single = time.perf_counter() - start
-    loss_single = np.array([r.test_loss[0] for r in single])
-    diff = np.max(np.abs(loss_single - batched.test_loss))
+    batched(warm), single(warm)  # untimed warm-up of both
+    times = {"one model at a time": [], "batched ensemble": []}
+    for _ in range(pairs):
+        *t_batched, together = _timed(batched)
+        *t_single, alone = _timed(single)
+        times["batched ensemble"].append(t_batched)
+        times["one model at a time"].append(t_single)
+    loss_single = np.array([r.test_loss[0] for r in alone])
+    diff = np.max(np.abs(loss_single - together.test_loss))
     work = len(members) * steps
     print(f"{len(members)} configurations x {steps} steps (d = {settings.d}, depth = "
           f"{settings.depth}, batch = {settings.batch} sequences of {task.seq_len}), "
-          f"{dtype}, {device}:")
-    print(f"  one model at a time : {t_single:7.1f} s  ({work / t_single:7.1f} config-steps/s)")
-    print(f"  batched ensemble    : {t_batched:7.1f} s  ({work / t_batched:7.1f} config-steps/s)")
-    print(f"  speed-up            : {t_single / t_batched:7.2f}x")
+          f"{dtype}, {device}, {pairs} interleaved pairs:")
+    for name, t in times.items():
+        wall, cpu = np.array(t).T
+        print(f"  {name:20s}: wall min {wall.min():6.1f} s, median {np.median(wall):6.1f} s "
+              f"({work / wall.min():6.1f} config-steps/s); CPU min {cpu.min():6.1f} s")
+    (w1, c1), (wb, cb) = (np.array(t).min(axis=0) for t in times.values())
+    print(f"  speed-up (ratio of minima): wall {w1 / wb:.2f}x, CPU {c1 / cb:.2f}x")
     print(f"  max |test loss difference| = {diff:.2e} (test losses ~ "
           f"{np.mean(loss_single):.3f})")
 
@@ -56,6 +76,7 @@ def main(steps: int = 40, device: str = "cpu", dtype=torch.float32) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    main(args.steps, args.device)
+    main(args.steps, args.pairs, args.device)

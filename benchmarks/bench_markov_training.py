@@ -9,7 +9,10 @@ step) at the official sizes (d = 8, batch 16, sequence length 1024), for
 * ours: ``tdyn.markov.transformer.MarkovTransformer`` (fused ``scaled_dot_product_attention``)
   fed by ``tdyn.markov.chain.sample`` (run-length sampling with no loop over positions).
 
-The two models compute the same logits (checked).  It also prints the sampling step alone.
+The two models compute the same logits (checked).  It also prints the sampling step alone, and
+the attention alone (forward and backward at head size d) through torch's fused kernel against
+causal attention written as blocked products that skip the upper triangle, to show where a
+step's time goes.
 Run (on a loaded machine the ratios are more stable than the absolute numbers):
 
     .venv/bin/python benchmarks/bench_markov_training.py
@@ -51,6 +54,58 @@ def sample_loop_torch(batch: int, length: int, generator: torch.Generator) -> to
     for n in range(1, length):
         data[:, n] = torch.multinomial(kernel[data[:, n - 1]], 1, generator=generator).squeeze(1)
     return data
+
+
+def blocked_causal_attention(q, k, v, block: int = 128) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + causal mask) v, one block of queries at a time against the keys
+    up to the block's end (the scores above the diagonal blocks are never formed)."""
+    t, d = q.shape[-2], q.shape[-1]
+    above = ~torch.ones(block, block, dtype=torch.bool).tril()
+    out = []
+    for start in range(0, t, block):
+        end = min(start + block, t)
+        scores = q[:, start:end] @ k[:, :end].transpose(1, 2) / math.sqrt(d)
+        scores[:, :, start:end] = scores[:, :, start:end].masked_fill(
+            above[:end - start, :end - start], float("-inf"))
+        out.append(torch.softmax(scores, dim=-1) @ v[:, :end])
+    return torch.cat(out, dim=1)
+
+
+def fused_causal_attention(q, k, v) -> torch.Tensor:
+    """torch's scaled_dot_product_attention with the causal mask (the model's path)."""
+    return F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1),
+                                          is_causal=True).squeeze(1)
+
+
+def best_cpu_seconds(work, repeats: int = 4) -> float:
+    """The least CPU time of ``repeats`` calls of ``work`` (steadier than wall time when other
+    processes share the cores)."""
+    best = math.inf
+    for _ in range(repeats):
+        start = time.process_time()
+        work()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def attention_seconds(attend) -> float:
+    """CPU seconds of one forward and backward of ``attend`` at (B, T, D)."""
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(B, T, D, generator=gen, requires_grad=True) for _ in range(3))
+    return best_cpu_seconds(lambda: attend(q, k, v).sum().backward())
+
+
+def step_seconds(model, draw) -> float:
+    """CPU seconds of one training step (fresh batch, forward, backward, AdamW step)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.9, 0.95))
+
+    def step():
+        loss = model.loss(draw())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return best_cpu_seconds(step)
 
 
 def throughput(model, draw, steps: int) -> float:
@@ -110,6 +165,25 @@ def main(steps: int = 5) -> None:
     print(f"ours on 1 thread vs {threads} threads:")
     print(f"  1 thread                                       : {single:10.0f} tokens/s")
     print(f"  ratio 1 thread / {threads} threads                    : {single / fast:10.2f}x")
+
+    torch.set_num_threads(1)
+    try:
+        gen = torch.Generator().manual_seed(1)
+        q, k, v = (torch.randn(2, T, D, generator=gen) for _ in range(3))
+        torch.testing.assert_close(blocked_causal_attention(q, k, v),
+                                   fused_causal_attention(q, k, v), rtol=1e-4, atol=1e-5)
+        fused, blocked = (attention_seconds(f) for f in (fused_causal_attention,
+                                                         blocked_causal_attention))
+        step = step_seconds(ours, lambda: torch.as_tensor(chain.sample(P, Q, B, T + 1,
+                                                                        rng=next(rng)),
+                                                          dtype=torch.long))
+    finally:
+        torch.set_num_threads(threads)
+    print(f"causal attention alone, forward + backward, head size {D}, 1 thread, CPU time:")
+    print(f"  fused kernel (the model's)                     : {fused * 1e3:10.1f} ms "
+          f"({fused / step:.0%} of a 1-thread step of {step * 1e3:.0f} ms)")
+    print(f"  blocked products, upper triangle skipped       : {blocked * 1e3:10.1f} ms "
+          f"({fused / blocked:.2f}x the fused kernel's speed)")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,24 @@ import sys
 
 import pytest
 
+from tdyn import cli
+
 
 def tdyn(*args):
     return subprocess.run([sys.executable, "-m", "tdyn", *args], capture_output=True, text=True)
+
+
+def tdyn_here(args, data, capsys, monkeypatch):
+    """``python -m tdyn ARGS`` run in this process (the same ``cli.main`` that the entry point
+    exits with, without an interpreter start per case): (exit status, stdout, stderr)."""
+    monkeypatch.setenv("TDYN_DATA", str(data))
+    capsys.readouterr()
+    try:
+        status = cli.main(list(args))
+    except SystemExit as exit_:
+        status = exit_.code
+    out = capsys.readouterr()
+    return status, out.out, out.err
 
 
 def test_help_lists_commands():
@@ -100,7 +115,26 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize(("args", "fragment"), BAD_INPUT, ids=lambda v: " ".join(v)
                          if isinstance(v, list) else None)
-def test_bad_input_is_one_clear_line(args, fragment, tmp_path):
+def test_bad_input_is_one_clear_line(args, fragment, tmp_path, capsys, monkeypatch):
+    status, out, err = tdyn_here(args, tmp_path, capsys, monkeypatch)
+    assert status == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert fragment in lines[0], lines[0]
+    assert not any(tmp_path.iterdir()), "nothing is written for bad input"
+
+
+THROUGH_THE_INTERPRETER = [["nope"], ["params", ""], ["run", "kernel_check", "-p", "n_rho", "five"],
+                           ["exponents", "--sigma-w", "nan"], ["qp", "--depth", str(10**12)],
+                           ["markov", "--p", "0.5"]]
+
+
+@pytest.mark.parametrize(("args", "fragment"),
+                         [case for case in BAD_INPUT if case[0] in THROUGH_THE_INTERPRETER],
+                         ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_bad_input_through_the_interpreter_is_one_clear_line(args, fragment, tmp_path):
+    # One case of each kind through `python -m tdyn` itself: the exit status, nothing else
+    # printed (the other cases run cli.main in this process).
     result = subprocess.run([sys.executable, "-m", "tdyn", *args], capture_output=True,
                             text=True, env={**os.environ, "TDYN_DATA": str(tmp_path)})
     assert result.returncode == 2, (result.stdout, result.stderr)
@@ -127,17 +161,16 @@ PARAMS_FILES = [
 
 
 @pytest.mark.parametrize(("text", "fragment"), PARAMS_FILES)
-def test_bad_params_files_are_one_clear_line(tmp_path, text, fragment):
+def test_bad_params_files_are_one_clear_line(tmp_path, text, fragment, capsys, monkeypatch):
     bad = tmp_path / "bad.yaml"
     bad.write_bytes(text.encode("latin-1"))
     data = tmp_path / "data"
     data.mkdir()
-    result = subprocess.run([sys.executable, "-m", "tdyn", "run", "kernel_check", "--params",
-                             str(bad)], capture_output=True, text=True,
-                            env={**os.environ, "TDYN_DATA": str(data)})
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and fragment in lines[0], result.stderr
+    status, _, err = tdyn_here(["run", "kernel_check", "--params", str(bad)], data, capsys,
+                               monkeypatch)
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], err
     assert not any(data.iterdir())
 
 

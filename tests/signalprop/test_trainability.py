@@ -16,7 +16,14 @@ from tdyn.signalprop.trainability.analysis import (
     split_scores,
 )
 from tdyn.signalprop.trainability.experiment import sweep_configs
-from tdyn.signalprop.trainability.model import Member, TrainSettings, train_ensemble
+from tdyn.signalprop.trainability.model import (
+    Member,
+    TrainSettings,
+    forward,
+    init_ensemble,
+    masked_losses,
+    train_ensemble,
+)
 from tdyn.signalprop.trainability.task import TopicTask
 
 TINY_TASK = TopicTask(vocab=6, topics=3, seq_len=6, n_masked=2, concentration=0.3, seed=1)
@@ -61,6 +68,46 @@ def test_batched_ensemble_equals_members_trained_one_at_a_time():
     for m, member in enumerate(members):
         alone = train_ensemble([member], TINY_TASK, settings, dtype=torch.float64)
         np.testing.assert_allclose(alone.test_curve[0], together.test_curve[m], rtol=1e-10)
+
+
+def _autograd_forward(params, alphas, inputs):
+    """The model's logits written as plain torch operations, for autograd: LN(x) =
+    sqrt(d) x / |x|, x <- c_A x + a_A softmax((y W_Q^T)(y W_K^T)^T / sqrt(d)) y W_V^T,
+    x <- c_M x + a_M tanh(LN(x) W_1^T) W_2^T, then LN and the readout."""
+    def ln(x):
+        return x * x.shape[-1] ** 0.5 / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+
+    x = params["E"][:, inputs]  # (M, batch, n, d)
+    a_A, a_M = alphas[:, 0].reshape(-1, 1, 1, 1), alphas[:, 1].reshape(-1, 1, 1, 1)
+    d = x.shape[-1]
+    for layer in range(params["Q"].shape[1]):
+        w = {key: params[key][:, layer, None] for key in ("Q", "K", "V", "W1", "W2")}
+        y = ln(x)
+        q, k = y @ w["Q"].transpose(-1, -2), y @ w["K"].transpose(-1, -2)
+        attn = torch.softmax(q @ k.transpose(-1, -2) / d**0.5, dim=-1)
+        x = torch.sqrt(1 - a_A**2) * x + a_A * (attn @ y) @ w["V"].transpose(-1, -2)
+        h = torch.tanh(ln(x) @ w["W1"].transpose(-1, -2))
+        x = torch.sqrt(1 - a_M**2) * x + a_M * h @ w["W2"].transpose(-1, -2)
+    return ln(x) @ params["out"][:, None]
+
+
+def test_written_out_backward_equals_autograd_of_the_plain_model():
+    members = [Member(0.5, 0.3, 2.0, seed=0), Member(0.2, 0.9, 0.7, seed=1),
+               Member(0.8, 0.8, 5.0, sigma_A=2.0, seed=2, sigma_V=0.5)]
+    settings = TrainSettings(d=8, depth=3)
+    params = init_ensemble(members, TINY_TASK, settings, dtype=torch.float64)
+    alphas = torch.tensor([[m.alpha_A, m.alpha_M] for m in members], dtype=torch.float64)
+    inputs, targets, masked = (torch.as_tensor(a) for a in
+                               TINY_TASK.sample(5, np.random.default_rng(0)))
+    fast, plain = forward(params, alphas, inputs), _autograd_forward(params, alphas, inputs)
+    np.testing.assert_allclose(fast.detach(), plain.detach(), rtol=1e-12, atol=1e-12)
+    with torch.no_grad():
+        np.testing.assert_allclose(forward(params, alphas, inputs), fast.detach(), rtol=0)
+    grads = [torch.autograd.grad(masked_losses(logits, targets, masked).sum(),
+                                 list(params.values())) for logits in (fast, plain)]
+    for key, g_fast, g_plain in zip(params, *grads, strict=True):
+        np.testing.assert_allclose(g_fast, g_plain, rtol=1e-10, atol=1e-12 * g_plain.abs().max(),
+                                   err_msg=key)
 
 
 def test_training_learns_the_task():

@@ -105,10 +105,6 @@ class Member:
             raise ValueError(f"sigma_V={self.sigma_V!r} must be a positive finite number")
 
 
-def _layer_norm(x: torch.Tensor) -> torch.Tensor:
-    return x * (x.shape[-1] ** 0.5) / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
-
-
 def init_ensemble(members: Sequence[Member], task: TopicTask, settings: TrainSettings,
                   device="cpu", dtype=torch.float32) -> dict[str, torch.Tensor]:
     """Stacked trainable weights, axis 0 = member.  Member m draws from a torch generator
@@ -133,30 +129,108 @@ def init_ensemble(members: Sequence[Member], task: TopicTask, settings: TrainSet
     return {key: torch.stack(v).requires_grad_(True) for key, v in out.items()}
 
 
+def _layer_norm(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """LN(x) = r x with r = sqrt(d) / |x| along the last axis; returns (LN(x), r)."""
+    r = x.shape[-1] ** 0.5 / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    return x * r, r
+
+
+def _layer_norm_backward(grad: torch.Tensor, y: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """The gradient through y = LN(x) = r x: r (g - y (g . y) / d), since
+    dy/dx = r (I - y y^T / d)."""
+    dot = torch.linalg.vecdot(grad, y).unsqueeze(-1) / -y.shape[-1]
+    return torch.addcmul(grad, y, dot).mul_(r)
+
+
+class _Network(torch.autograd.Function):
+    """The ``depth`` pre-LN ``interp`` blocks and the final LN of every member at once, with
+    the backward written out (the chain rule of the products below, without autograd's
+    intermediates).
+
+    Tokens x (M, T, d) in sequences of n.  Block l: y = LN(x); the logits of a sequence are
+    y A y^T with A = W_Q^T W_K / sqrt(d) (= (y W_Q^T)(y W_K^T)^T / sqrt(d)); x' = c_A x + z
+    (alpha_A W_V)^T with z = softmax(y A y^T) y; y' = LN(x'); h = tanh(y' W_1^T), computed as
+    2 sigmoid(y' (2 W_1)^T) - 1 (absolute error at the dtype's resolution; torch's CPU tanh is
+    about 6 times slower than its sigmoid); x'' = c_M x' + h (alpha_M W_2)^T; c = sqrt(1 -
+    alpha^2).  Weights (M, depth, d, d); ``coef`` (M, 4, 1, 1) holds (c_A, alpha_A, c_M,
+    alpha_M).  The intermediates are kept for the backward only where ``grad_enabled``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, q, k, v, w1, w2, coef, n, grad_enabled):
+        keep = [] if grad_enabled else None
+        d = x.shape[-1]
+        c_A, a_A, c_M, a_M = coef.unbind(1)
+        for layer in range(q.shape[1]):
+            y1, r1 = _layer_norm(x)
+            a = torch.bmm(q[:, layer].transpose(1, 2), k[:, layer]).mul_(d**-0.5)
+            u = torch.bmm(y1, a)
+            y1s = y1.view(-1, n, d)
+            p = torch.softmax(torch.bmm(u.view(-1, n, d), y1s.transpose(1, 2)), dim=-1)
+            z = torch.bmm(p, y1s).view(x.shape)
+            v_scaled = v[:, layer] * a_A
+            x = torch.mul(x, c_A).baddbmm_(z, v_scaled.transpose(1, 2))
+            y2, r2 = _layer_norm(x)
+            h = torch.bmm(y2, w1[:, layer].transpose(1, 2) * 2.0).sigmoid_().mul_(2.0).sub_(1.0)
+            w2_scaled = w2[:, layer] * a_M
+            x = torch.mul(x, c_M).baddbmm_(h, w2_scaled.transpose(1, 2))
+            if keep is not None:
+                keep.append((y1, r1, a, u, p, z, v_scaled, y2, r2, h, w2_scaled))
+        y, r = _layer_norm(x)
+        if keep is not None:
+            ctx.n, ctx.layers, ctx.final = n, keep, (y, r)
+            ctx.save_for_backward(q, k, w1, coef)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, w1, coef = ctx.saved_tensors
+        n, d = ctx.n, grad.shape[-1]
+        c_A, a_A, c_M, a_M = coef.unbind(1)
+        g_q, g_k, g_v, g_w1, g_w2 = (torch.empty_like(q) for _ in range(5))
+        g_x = _layer_norm_backward(grad, *ctx.final)
+        layers, ctx.layers, ctx.final = ctx.layers, None, None  # freed as the loop goes
+        for layer in reversed(range(q.shape[1])):
+            y1, r1, a, u, p, z, v_scaled, y2, r2, h, w2_scaled = layers.pop()
+            # MLP: x'' = c_M x' + h W2s^T, h = tanh(y2 W1^T), y2 = LN(x')
+            g_w2[:, layer] = torch.bmm(g_x.transpose(1, 2), h).mul_(a_M)
+            g_pre = torch.ops.aten.tanh_backward(torch.bmm(g_x, w2_scaled), h)
+            g_w1[:, layer] = torch.bmm(g_pre.transpose(1, 2), y2)
+            g_x1 = _layer_norm_backward(torch.bmm(g_pre, w1[:, layer]), y2, r2)
+            g_x1.addcmul_(g_x, c_M)
+            # attention: x' = c_A x + z Vs^T, z = P y1, P = softmax(u y1^T), u = y1 A
+            g_v[:, layer] = torch.bmm(g_x1.transpose(1, 2), z).mul_(a_A)
+            g_z = torch.bmm(g_x1, v_scaled).view(-1, n, d)
+            y1s = y1.view(-1, n, d)
+            g_y1 = torch.bmm(p.transpose(1, 2), g_z)
+            g_s = torch._softmax_backward_data(torch.bmm(g_z, y1s.transpose(1, 2)), p, -1,
+                                               p.dtype)
+            g_u = torch.bmm(g_s, y1s)
+            g_y1.baddbmm_(g_s.transpose(1, 2), u.view(-1, n, d))
+            g_u = g_u.view(y1.shape)
+            g_a = torch.bmm(y1.transpose(1, 2), g_u).mul_(d**-0.5)
+            g_y1 = g_y1.view(y1.shape).baddbmm_(g_u, a.transpose(1, 2))
+            g_x = _layer_norm_backward(g_y1, y1, r1).addcmul_(g_x1, c_A)
+            g_q[:, layer] = torch.bmm(k[:, layer], g_a.transpose(1, 2))
+            g_k[:, layer] = torch.bmm(q[:, layer], g_a)
+        return g_x, g_q, g_k, g_v, g_w1, g_w2, None, None, None
+
+
 def forward(params: dict[str, torch.Tensor], alphas: torch.Tensor, inputs: torch.Tensor
             ) -> torch.Tensor:
     """Logits (members, batch, n, V) for word ids ``inputs`` (batch, n): pre-LN ``interp``
     blocks x <- sqrt(1 - a_A^2) x + a_A W_V softmax(s) LN(x), x <- sqrt(1 - a_M^2) x + a_M W_2
-    tanh(W_1 LN(x)), then LN and the readout.  ``alphas``: (members, 2) = (alpha_A, alpha_M)."""
-    n_members = params["E"].shape[0]
+    tanh(W_1 LN(x)) (:class:`_Network`), then LN and the readout.  ``alphas``: (members, 2) =
+    (alpha_A, alpha_M)."""
     batch, n = inputs.shape
-    d = params["E"].shape[-1]
-    x = params["E"][:, inputs]  # (M, batch, n, d)
-    a_A, a_M = alphas[:, 0].reshape(-1, 1, 1, 1), alphas[:, 1].reshape(-1, 1, 1, 1)
-    c_A, c_M = torch.sqrt(1 - a_A**2), torch.sqrt(1 - a_M**2)
-    for layer in range(params["Q"].shape[1]):
-        y = _layer_norm(x).reshape(n_members, batch * n, d)
-        q = (y @ params["Q"][:, layer].transpose(1, 2)).reshape(n_members * batch, n, d)
-        k = (y @ params["K"][:, layer].transpose(1, 2)).reshape(n_members * batch, n, d)
-        attn = torch.softmax(q @ k.transpose(1, 2) / d**0.5, dim=-1)
-        mixed = (attn @ y.reshape(n_members * batch, n, d)).reshape(n_members, batch * n, d)
-        values = (mixed @ params["V"][:, layer].transpose(1, 2)).reshape(x.shape)
-        x = c_A * x + a_A * values
-        y = _layer_norm(x).reshape(n_members, batch * n, d)
-        h = torch.tanh(y @ params["W1"][:, layer].transpose(1, 2))
-        x = c_M * x + a_M * (h @ params["W2"][:, layer].transpose(1, 2)).reshape(x.shape)
-    y = _layer_norm(x).reshape(n_members, batch * n, d)
-    return (y @ params["out"]).reshape(n_members, batch, n, -1)
+    members, _, d = params["E"].shape
+    x = params["E"][:, inputs].view(members, batch * n, d)
+    a = alphas.reshape(members, 2, 1, 1)
+    coef = torch.stack([torch.sqrt(1 - a[:, 0]**2), a[:, 0], torch.sqrt(1 - a[:, 1]**2),
+                        a[:, 1]], dim=1)
+    y = _Network.apply(x, *(params[key] for key in ("Q", "K", "V", "W1", "W2")), coef, n,
+                       torch.is_grad_enabled())
+    return (y @ params["out"]).view(members, batch, n, -1)
 
 
 def masked_losses(logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor
@@ -264,9 +338,11 @@ def _train(members, task, settings, dev, dtype) -> TrainResult:
 def _optimizer(params: dict[str, torch.Tensor], members: Sequence[Member],
                settings: TrainSettings) -> torch.optim.Adam:
     """Adam at ``settings.lr``; with ``value_lr="scaled"`` W_V's group runs at lr x sigma_V,
-    which needs one sigma_V in the whole ensemble."""
+    which needs one sigma_V in the whole ensemble.  Torch's fused Adam (one pass over each
+    tensor) where the device has it."""
+    fused = next(iter(params.values())).device.type in ("cpu", "cuda")
     if settings.value_lr == "fixed":
-        return torch.optim.Adam(params.values(), lr=settings.lr)
+        return torch.optim.Adam(params.values(), lr=settings.lr, fused=fused)
     scales = {m.sigma_V for m in members}
     if len(scales) != 1:
         raise ValueError(f"value_lr='scaled' needs one sigma_V per ensemble, got "
@@ -274,7 +350,7 @@ def _optimizer(params: dict[str, torch.Tensor], members: Sequence[Member],
     others = [t for key, t in params.items() if key != "V"]
     return torch.optim.Adam([{"params": others},
                              {"params": [params["V"]], "lr": settings.lr * scales.pop()}],
-                            lr=settings.lr)
+                            lr=settings.lr, fused=fused)
 
 
 def task_reference_losses(task: TopicTask, settings: TrainSettings) -> dict[str, float]:
