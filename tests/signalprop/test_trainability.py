@@ -9,6 +9,8 @@ import torch
 import tdyn.signalprop.trainability.experiment as trainability
 from tdyn.runs.params import ParameterSpec
 from tdyn.runs.sweep import sweep
+from tdyn.signalprop import simulate
+from tdyn.signalprop.architecture import Architecture
 from tdyn.signalprop.trainability.analysis import (
     exponent_claims,
     predictor_summary,
@@ -108,6 +110,38 @@ def test_written_out_backward_equals_autograd_of_the_plain_model():
     for key, g_fast, g_plain in zip(params, *grads, strict=True):
         np.testing.assert_allclose(g_fast, g_plain, rtol=1e-10, atol=1e-12 * g_plain.abs().max(),
                                    err_msg=key)
+
+
+def test_trained_model_is_the_simulators_block_with_its_weights():
+    # The trainability model's fused blocks are the block of tdyn.signalprop.simulate
+    # (attention_update then mlp_update, pre-LN interp, tanh), applied with the member's
+    # weights as the layer's matrices: the simulator scales unit-variance matrices by
+    # sigma_A / d^1.5, sigma_V / sqrt(d), sigma_w / sqrt(d), sigma_2 / sqrt(D), so the scales
+    # sigma_A = d, sigma_V = sigma_w = sigma_2 = sqrt(d) apply the trained matrices as they are.
+    members = [Member(0.5, 0.3, 2.0, seed=0), Member(0.8, 0.6, 5.0, sigma_A=2.0, seed=2,
+                                                      sigma_V=0.5)]
+    settings = TrainSettings(d=8, depth=3)
+    d = settings.d
+    params = init_ensemble(members, TINY_TASK, settings, dtype=torch.float64)
+    alphas = torch.tensor([[m.alpha_A, m.alpha_M] for m in members], dtype=torch.float64)
+    inputs = torch.as_tensor(TINY_TASK.sample(5, np.random.default_rng(0))[0])
+    with torch.no_grad():
+        fast = forward(params, alphas, inputs)
+        for m, member in enumerate(members):
+            arch = Architecture(n=inputs.shape[1], d=d, sigma_A=float(d), sigma_V=d**0.5,
+                                sigma_w=d**0.5, sigma_2=d**0.5, alpha_A=member.alpha_A,
+                                alpha_M=member.alpha_M, phi="tanh")
+            scales = simulate.BatchScales.of([arch], inputs.shape[0], torch.float64, "cpu")
+            layers = []
+            for layer in range(settings.depth):
+                w = simulate.DenseWeights(d, d, [torch.Generator().manual_seed(0)],
+                                          torch.float64, "cpu")
+                w.matrices = {key: params[key][m, layer][None]
+                              for key in ("Q", "K", "V", "W1", "W2")}
+                layers.append(w)
+            x = simulate.forward(params["E"][m, inputs], layers, scales, arch)
+            reference = simulate.layer_norm(x) @ params["out"][m]
+            np.testing.assert_allclose(fast[m], reference, rtol=1e-12, atol=1e-12)
 
 
 def test_training_learns_the_task():
