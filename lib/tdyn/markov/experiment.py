@@ -185,16 +185,13 @@ def escape_study(lrs=ESCAPE_LRS, root=None):
     ``lr``; each run is loaded by the hash of its parameter file, which it must match."""
     import pandas as pd
 
-    from tdyn.runs.runner import collect_parameters, profile_folder
-    from tdyn.runs.store import load_results, params_hash
+    from tdyn.runs.runner import params_file_results, profile_folder
 
     tables = []
     for lr in lrs:
-        params = collect_parameters(EXPERIMENT,
-                                    profile_folder() / EXPERIMENT / f"escape-lr-{lr:g}.yaml")
-        table, _ = load_results(EXPERIMENT, run_id=params_hash(params), root=root,
-                                params=params)
-        tables.append(annotate_runs(table, params).assign(lr=lr))
+        table, provenance = params_file_results(
+            EXPERIMENT, profile_folder() / EXPERIMENT / f"escape-lr-{lr:g}.yaml", root)
+        tables.append(annotate_runs(table, provenance["params"]).assign(lr=lr))
     return pd.concat(tables, ignore_index=True)
 
 

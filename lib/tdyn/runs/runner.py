@@ -137,7 +137,14 @@ def profile_results(experiment: str, profile: str = "cpu", root: Path | None = N
     :class:`tdyn.runs.store.MissingResultsError`, with the
     command that makes the run, when it is absent.
     """
-    params = collect_parameters(experiment, profile_path(experiment, profile))
+    return params_file_results(experiment, profile_path(experiment, profile), root)
+
+
+def params_file_results(experiment: str, path: Path, root: Path | None = None):
+    """(table, provenance) of the run of ``experiment`` made with the params file ``path``
+    (a profile, or a file of a study beside the profiles), checked as in
+    :func:`profile_results`."""
+    params = collect_parameters(experiment, path)
     return load_results(experiment, run_id=params_hash(params), root=root, params=params)
 
 
