@@ -8,8 +8,10 @@
 2. The one-layer (q, p) map over the same grid from (q, p) = (1, 0.5):
    ``tdyn.signalprop.theory.layer_map_grid`` (vectorized) against ``layer_map`` called once per
    architecture (on every ``--loop-every``-th row, extrapolated), checked equal to 1e-12, for
-   tanh (a 201 x 201-node quadrature of the MLP kernel per grid point: the floor of the
-   vectorized map) and erf (closed form).  Target: well under 1 s for 200 x 200.
+   tanh (the MLP kernel by the sum-difference rule of ``gaussian.kernel_product_form``) and erf
+   (closed form).  Target: well under 1 s for 200 x 200.  For tanh it also times, on the same
+   rows, the 201 x 201-node tensor trapezoid rule per point that the map used before, and
+   prints both rules' largest error against the 1601-node rule.
 3. The finite-width simulator: layers x tokens x width processed per second on the CPU, for
    both weight samplers.
 
@@ -27,8 +29,15 @@ import numpy as np
 import torch
 
 from tdyn.signalprop.architecture import Architecture
+from tdyn.signalprop.gaussian import kernel, kernel_quadrature
 from tdyn.signalprop.simulate import simulate
-from tdyn.signalprop.theory import lambda_a, layer_map, layer_map_grid, phase_diagram
+from tdyn.signalprop.theory import (
+    attention_map,
+    lambda_a,
+    layer_map,
+    layer_map_grid,
+    phase_diagram,
+)
 
 
 def bench_phase_diagram(size: int, repeat: int) -> None:
@@ -68,6 +77,33 @@ def bench_layer_map(size: int, loop_every: int) -> None:
         print(f"  {phi:>4}: loop {naive:8.3f} s (extrapolated from {len(rows)} rows), "
               f"vectorized {vectorized:8.3f} s, speed-up {naive / vectorized:7.1f}x "
               f"(target < 1 s: {'met' if vectorized < 1 else 'NOT met'})")
+        if phi == "tanh":
+            bench_tanh_kernel_rules(rows, alpha, size)
+
+
+def bench_tanh_kernel_rules(rows: np.ndarray, alpha: np.ndarray, size: int) -> None:
+    """The MLP kernel on the map's (variance, correlation) pairs of ``rows``: the sum-difference
+    rule against the 201 x 201-node tensor rule, timed, and both against the 1601-node rule."""
+    arch = Architecture(phi="tanh")
+    assert arch.norm == "pre" and arch.sigma_b1 == 0  # so Var = sigma_w^2, Corr = p / q
+    pairs = [(s**2, np.divide(*attention_map(1.0, 0.5, arch.replace(alpha_A=a, alpha_M=a,
+                                                                      sigma_w=s))[::-1]))
+             for s in rows for a in alpha]
+    var = np.array([v for v, _ in pairs])
+    corr = np.array([c for _, c in pairs])
+    start = time.perf_counter()
+    new = kernel("tanh", var, corr)
+    t_new = time.perf_counter() - start
+    start = time.perf_counter()
+    old = np.array([kernel_quadrature("tanh", v, c, order=201) for v, c in pairs])
+    t_old = time.perf_counter() - start
+    every = max(1, len(pairs) // 200)
+    ref = np.array([kernel_quadrature("tanh", v, c, order=1601) for v, c in pairs[::every]])
+    print(f"        kernel on {len(rows)} rows x {len(alpha)}: sum-difference rule {t_new:.3f} s "
+          f"(error {np.max(np.abs(new[::every] - ref)):.1e}), 201 x 201 tensor rule "
+          f"{t_old:.3f} s (error {np.max(np.abs(old[::every] - ref)):.1e}): "
+          f"{t_old / t_new:.0f}x; the full {size} x {size} grid with the tensor rule: "
+          f"{t_old * size / len(rows):.0f} s extrapolated")
 
 
 def bench_simulator(n: int, d: int, seeds: int, depth: int) -> None:

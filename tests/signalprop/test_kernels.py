@@ -10,7 +10,6 @@ from tdyn.signalprop.gaussian import (
     kernel_slope,
 )
 from tdyn.signalprop.nonlinearity import nonlinearity
-from tdyn.signalprop.theory import KERNEL_ORDER
 
 VARIANCES = np.array([0.3, 1.0, 4.0, 9.0])
 
@@ -57,10 +56,3 @@ def test_vectorized_over_arrays_of_any_shape():
         kernel_slope("tanh", np.array([1.0, -1.0]))
     with pytest.raises(ValueError, match="phi"):
         kernel_diagonal("gelu", 1.0)
-
-
-def test_the_map_s_cheaper_kernel_rule_matches_the_reference_rule():
-    rho = np.linspace(-1.0, 1.0, 41)
-    for q in (0.25, 4.0, 16.0):
-        np.testing.assert_allclose(kernel_quadrature("tanh", q, rho, order=KERNEL_ORDER),
-                                   kernel_quadrature("tanh", q, rho), atol=1e-9)

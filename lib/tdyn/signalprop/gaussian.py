@@ -132,11 +132,84 @@ def kernel_quadrature(
     return expect_2d(f, f, q, q, q * np.asarray(rho, dtype=float), order=order, rule=rule)
 
 
-def kernel(phi: str, q: float, rho: np.ndarray | float) -> np.ndarray:
-    """K(rho): the closed form where one exists (erf, relu), quadrature otherwise."""
-    if nonlinearity(phi).kernel is not None:
+PRODUCT_FORM_MAX_VARIANCE = 1000.0
+"""Above this q, :func:`kernel` falls back to :func:`kernel_quadrature` (g stays above 1e-200
+on the nodes below it, so no ratio is 0/0)."""
+
+
+def _half_line_rules(sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shared nodes x_k = k h >= 0 and, per row, trapezoid weights for E[f(x)], x ~ N(0,
+    sigma^2), f even: h = 0.5 min(1, smallest sigma > 0), nodes to 8 (largest sigma) (tail below
+    2e-15); sigma = 0 puts all weight on x = 0."""
+    positive = sigma[sigma > 0]
+    step = 0.5 * min(1.0, positive.min()) if positive.size else 1.0
+    x = np.arange(0.0, 8.0 * sigma.max() + step / 2, step)
+    scale = np.where(sigma > 0, sigma, 1.0)[:, None]
+    w = np.exp(-((x / scale) ** 2) / 2.0) * step / (scale * np.sqrt(2.0 * np.pi))
+    w[:, 1:] *= 2.0
+    return x, np.where(sigma[:, None] > 0, w, x == 0.0)
+
+
+def _octave_blocks(sigma_s: np.ndarray, sigma_d: np.ndarray, largest: int = 256) -> list:
+    """Index blocks of the (sorted, so monotone) widths in which each width varies by less than
+    a factor sqrt(2), so the shared rule of :func:`_half_line_rules` costs at most twice a
+    member's own per axis; at most ``largest`` members each."""
+    with np.errstate(divide="ignore"):
+        key = np.floor(2.0 * np.log2(np.stack([sigma_s, sigma_d]))).clip(-200)
+    cuts = np.flatnonzero(np.any(np.diff(key, axis=1) != 0, axis=0)) + 1
+    return [piece for run in np.split(np.arange(sigma_s.size), cuts)
+            for piece in np.array_split(run, -(-run.size // largest))]
+
+
+def kernel_product_form(g: ArrayFunction, q: float, rho: np.ndarray | float) -> np.ndarray:
+    """K(rho) = E[phi(u) phi(v)], Var u = Var v = q, Corr(u, v) = rho, for a phi whose product
+    has the sum-difference form phi(u) phi(v) = 1 - 2 g(s) / (g(s) + g(d)), s = u + v, d = u - v
+    (tanh: g = sech; :mod:`tdyn.signalprop.nonlinearity`).
+
+    s and d are independent, N(0, 2q(1 + rho)) and N(0, 2q(1 - rho)), so a tensor-product
+    trapezoid rule needs g on one set of nodes per axis and one division per node pair; g even
+    halves each axis to x >= 0.  Step min(0.5, 0.5 sigma) per axis in x (sech has its poles at
+    |Im x| = pi/2), nodes to 8 sigma.  Correlations whose widths are within a factor sqrt(2)
+    share the nodes (:func:`_octave_blocks`), so the ratio matrix R_ij = g(s_i) / (g(s_i) +
+    g(d_j)) is built once per block and K = sum w_s sum w_d - 2 w_s^T R w_d.  Within 1e-13 of
+    the 1601-node rule of :func:`kernel_quadrature` for q in [0.01, 100] (tested).
+    """
+    _check_variance("q", q)
+    rho = np.asarray(rho, dtype=float)
+    _check_correlation(rho)
+    flat = np.clip(rho, -1.0, 1.0).reshape(-1)
+    order = np.argsort(flat)
+    sigma_s = np.sqrt(2.0 * q * (1.0 + flat[order]))
+    sigma_d = np.sqrt(2.0 * q * (1.0 - flat[order]))
+    out = np.empty(flat.size)
+    for block in _octave_blocks(sigma_s, sigma_d):
+        part = order[block]
+        x_s, w_s = _half_line_rules(sigma_s[block])
+        x_d, w_d = _half_line_rules(sigma_d[block])
+        g_s, g_d = g(x_s)[:, None], g(x_d)[None, :]
+        ratio = g_s / (g_s + g_d)
+        out[part] = w_s.sum(1) * w_d.sum(1) - 2.0 * np.sum((w_s @ ratio) * w_d, axis=1)
+    return out.reshape(rho.shape)
+
+
+def kernel(phi: str, q: np.ndarray | float, rho: np.ndarray | float) -> np.ndarray:
+    """K(rho) over broadcast arrays q, rho: the closed form where one exists (erf, relu), the
+    sum-difference rule where phi has one (tanh, q <= :data:`PRODUCT_FORM_MAX_VARIANCE`),
+    :func:`kernel_quadrature` otherwise (both once per distinct q)."""
+    record = nonlinearity(phi)
+    if record.kernel is not None:
         return kernel_closed_form(phi, q, rho)
-    return kernel_quadrature(phi, q, rho)
+    _check_variance("q", q)
+    q, rho = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(rho, dtype=float))
+    out = np.empty(q.shape)
+    for value in np.unique(q):
+        at = q == value
+        if record.product_form is not None and value <= PRODUCT_FORM_MAX_VARIANCE:
+            out[at] = kernel_product_form(record.product_form, value, rho[at])
+        else:
+            for part in np.array_split(np.flatnonzero(at), -(-at.sum() // 16)):
+                out.flat[part] = kernel_quadrature(phi, value, rho.flat[part])
+    return out
 
 
 def _expect_1d_many(f: ArrayFunction, q: np.ndarray, order: int) -> np.ndarray:

@@ -9,7 +9,9 @@ its diagonal K(1) = E[phi(u)^2] and its slope K'(1) = q E[phi'(u)^2]:
            K'(1) = q (4/pi) / sqrt(1 + 4q)                                      (Williams 1997)
     relu:  K = (q / 2pi) (sqrt(1 - rho^2) + (pi - arccos rho) rho),  K(1) = K'(1) = q / 2
                                                                                 (Cho & Saul 2009)
-    tanh:  none (:mod:`tdyn.signalprop.gaussian` integrates it by quadrature).
+    tanh:  none; its product has the sum-difference form
+           tanh(u) tanh(v) = 1 - 2 sech(u + v) / (sech(u + v) + sech(u - v)),
+           which :mod:`tdyn.signalprop.gaussian` integrates with one division per node pair.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ ArrayFunction = Callable[[np.ndarray], np.ndarray]
 class Nonlinearity:
     """One nonlinearity: ``numpy`` phi, ``derivative`` phi' (NumPy), ``torch`` phi on tensors,
     and the closed forms ``kernel(q, rho)``, ``diagonal(q)`` = K(1), ``slope(q)`` = K'(1), or
-    None where there is none (module docstring)."""
+    None where there is none; ``product_form``: an even, positive g with phi(u) phi(v) =
+    1 - 2 g(u + v) / (g(u + v) + g(u - v)), or None (module docstring)."""
 
     name: str
     numpy: ArrayFunction
@@ -36,6 +39,7 @@ class Nonlinearity:
     kernel: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     diagonal: ArrayFunction | None = None
     slope: ArrayFunction | None = None
+    product_form: ArrayFunction | None = None
 
 
 def _tanh_tensor(x):
@@ -46,7 +50,8 @@ def _tanh_tensor(x):
 
 NONLINEARITIES: dict[str, Nonlinearity] = {
     "tanh": Nonlinearity(
-        "tanh", np.tanh, lambda x: 1.0 - np.tanh(x) ** 2, _tanh_tensor),
+        "tanh", np.tanh, lambda x: 1.0 - np.tanh(x) ** 2, _tanh_tensor,
+        product_form=lambda x: 1.0 / np.cosh(x)),
     "erf": Nonlinearity(
         "erf", erf, lambda x: 2.0 / np.sqrt(np.pi) * np.exp(-(x**2)), lambda x: x.erf(),
         kernel=lambda q, rho: (2.0 / np.pi) * np.arcsin(2.0 * q * rho / (1.0 + 2.0 * q)),

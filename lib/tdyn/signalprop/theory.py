@@ -50,12 +50,10 @@ import numpy as np
 
 from tdyn.signalprop.architecture import Architecture, skip_coefficient
 from tdyn.signalprop.gaussian import (
-    kernel_closed_form,
+    kernel,
     kernel_diagonal,
-    kernel_quadrature,
     kernel_slope,
 )
-from tdyn.signalprop.nonlinearity import nonlinearity
 
 EVALUATION_PROTOCOLS = ("fixed-point", "ln-scale")
 """Where an exponent is evaluated: at the collapsed fixed point q* or at the LayerNorm scale
@@ -73,11 +71,6 @@ def check_protocol(at: str, depth=1) -> None:
 
 SOFTMAX_MODES = ("annealed", "large_n", "sampled", "entropy_collapse")
 """How S2, S11 are computed: see :func:`softmax_overlaps`."""
-
-KERNEL_ORDER = 201
-"""Trapezoid nodes per axis for the 2-D tanh kernel in the map (agrees with the 401-node rule of
-:mod:`tdyn.signalprop.gaussian` to 1e-9 for sigma_w^2 q_b <= 16; tested)."""
-
 
 def softmax_overlaps(n: int, rho, sigma, mode: str = "annealed", n_samples: int = 20000,
                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -203,22 +196,12 @@ def _mlp_diagonal(h: dict, phi: str, q_b) -> np.ndarray:
 def _mlp_kernel(h: dict, phi: str, q_b, rho) -> np.ndarray:
     """K_b(rho) = sigma_2^2 E[phi(u) phi(v)] + sigma_b2^2, Var u = Var v = sigma_w^2 q_b +
     sigma_b1^2, Cov(u, v) = sigma_w^2 q_b rho + sigma_b1^2, elementwise over broadcast arrays
-    (tanh by quadrature, once per distinct variance, at most 64 correlations per call)."""
+    (:func:`tdyn.signalprop.gaussian.kernel`)."""
     var = h["sigma_w"] ** 2 * q_b + h["sigma_b1"] ** 2
     corr = np.clip(rho, -1.0, 1.0)
     corr = np.where(h["sigma_b1"] != 0, (h["sigma_w"] ** 2 * q_b * corr + h["sigma_b1"] ** 2)
                     / var, corr)
-    var, corr = np.broadcast_arrays(np.asarray(var, dtype=float), corr)
-    if nonlinearity(phi).kernel is not None:
-        k = kernel_closed_form(phi, var, corr)
-    else:
-        k = np.empty(var.shape)
-        flat_var, flat_corr, flat_k = var.ravel(), corr.ravel(), k.reshape(-1)
-        for value in np.unique(flat_var):
-            index = np.flatnonzero(flat_var == value)
-            for part in np.array_split(index, -(-index.size // 64)):
-                flat_k[part] = kernel_quadrature(phi, value, flat_corr[part], order=KERNEL_ORDER)
-    return h["sigma_2"] ** 2 * k + h["sigma_b2"] ** 2
+    return h["sigma_2"] ** 2 * kernel(phi, var, corr) + h["sigma_b2"] ** 2
 
 
 def _branch_input(q, p, norm: str):
