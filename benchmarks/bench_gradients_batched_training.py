@@ -10,10 +10,16 @@ timed in ``--pairs`` interleaved pairs after one untimed warm-up of each (wall a
 the ratio of the minima); on a shared machine the CPU time is the steadier of the two.  Run:
 
     .venv/bin/python benchmarks/bench_gradients_batched_training.py [--steps 40] [--pairs 3]
+
+``--profile`` then profiles one more run of each with torch's profiler and prints where the
+time goes: the share of batched matrix products (``bmm``, ``baddbmm``), the rest of torch's
+operators, and the operator count per configuration-step (each costs a few microseconds of
+dispatch whatever its size, which is what bounds one model alone).
 """
 
 import argparse
 import time
+from collections import Counter
 
 import numpy as np
 import torch
@@ -32,7 +38,8 @@ def _timed(fn):
     return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
-def main(steps: int = 40, pairs: int = 3, device: str = "cpu", dtype=torch.float32) -> None:
+def main(steps: int = 40, pairs: int = 3, device: str = "cpu", dtype=torch.float32,
+         with_profile: bool = False) -> None:
     params = yaml.safe_load(
         (REPO_ROOT / "notebooks/params/trainability_sweep-cpu.yaml").read_text())
     params.update(steps=steps, eval_every=steps, test_size=64)
@@ -71,6 +78,32 @@ def main(steps: int = 40, pairs: int = 3, device: str = "cpu", dtype=torch.float
     print(f"  speed-up (ratio of minima): wall {w1 / wb:.2f}x, CPU {c1 / cb:.2f}x")
     print(f"  max |test loss difference| = {diff:.2e} (test losses ~ "
           f"{np.mean(loss_single):.3f})")
+    if with_profile:
+        print(f"  profile, batched ensemble : {profile(members, batched)}")
+        print(f"  profile, one at a time    : {profile(members, single)}")
+
+
+def profile(members, run) -> str:
+    """One line: the shares of the CPU time of ``run()`` spent in batched matrix products and in
+    the other torch operators, and operator calls per configuration-step."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        wall = time.perf_counter()
+        run()
+        wall = time.perf_counter() - wall
+    self_us, calls = Counter(), Counter()
+    for event in prof.key_averages():
+        if event.key.startswith("aten::"):
+            self_us[event.key] += event.self_cpu_time_total
+            calls[event.key] += event.count
+    products = sum(v for k, v in self_us.items() if k in ("aten::bmm", "aten::baddbmm_",
+                                                           "aten::baddbmm", "aten::mm"))
+    total = sum(self_us.values())
+    return (f"products {products / 1e6 / wall:.0%}, other operators "
+            f"{(total - products) / 1e6 / wall:.0%} of {wall:.1f} s; "
+            f"{sum(calls.values()) / len(members):.0f} operator calls per configuration")
 
 
 if __name__ == "__main__":
@@ -78,5 +111,7 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--profile", action="store_true",
+                        help="then profile one run of each (module docstring)")
     args = parser.parse_args()
-    main(args.steps, args.pairs, args.device)
+    main(args.steps, args.pairs, args.device, args.profile)

@@ -13,13 +13,27 @@ The two models compute the same logits (checked).  It also prints the sampling s
 the attention alone (forward and backward at head size d) through torch's fused kernel against
 causal attention written as blocked products that skip the upper triangle, to show where a
 step's time goes.
+
+With ``--official-src DIR`` (the official sources, ``Markov-Simple/src`` of a clone of
+github.com/Bond1995/Markov; see data/markov/official_harness) it also times the official
+code's training step (their ``get_batch``, ``GPTBase`` built by their argument parser with
+``--n_embd 8 --sequence_length 1024 --batch_size 16 --no_compile``, AdamW as their main.py
+builds it) side by side with ours on one thread, and prints the most any model that calls
+torch's fused attention kernel can gain on it: the official step over the attention alone.
 Run (on a loaded machine the ratios are more stable than the absolute numbers):
 
-    .venv/bin/python benchmarks/bench_markov_training.py
+    .venv/bin/python benchmarks/bench_markov_training.py [--official-src DIR]
 """
 
+import argparse
+import contextlib
+import importlib
 import math
+import os
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from torch.nn import functional as F
@@ -95,8 +109,9 @@ def attention_seconds(attend) -> float:
     return best_cpu_seconds(lambda: attend(q, k, v).sum().backward())
 
 
-def step_seconds(model, draw) -> float:
-    """CPU seconds of one training step (fresh batch, forward, backward, AdamW step)."""
+def training_step(model, draw):
+    """A zero-argument training step of ``model``: a fresh batch from ``draw()``, forward,
+    backward, AdamW step."""
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.9, 0.95))
 
     def step():
@@ -105,22 +120,78 @@ def step_seconds(model, draw) -> float:
         loss.backward()
         opt.step()
 
-    return best_cpu_seconds(step)
+    return step
 
 
 def throughput(model, draw, steps: int) -> float:
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.9, 0.95))
-    model.loss(draw()).backward()  # warm-up
+    """Tokens per second (wall time) of ``steps`` training steps after one warm-up step."""
+    step = training_step(model, draw)
+    step()
     start = time.perf_counter()
     for _ in range(steps):
-        loss = model.loss(draw())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        step()
     return steps * B * T / (time.perf_counter() - start)
 
+STUBS = Path(__file__).resolve().parents[1] / "data/markov/official_harness/stubs"
 
-def main(steps: int = 5) -> None:
+
+def official_step(src: Path):
+    """A zero-argument training step of the official code (one thread, float32 on the CPU, as
+    their train_base runs it there): their batch sampler, model and optimizer."""
+    sys.path[:0] = [str(src), str(STUBS)]
+    sys.argv = ["main.py", "--device", "cpu", "--no_compile", "--n_embd", "8",
+                "--sequence_length", str(T), "--batch_size", str(B), "--p", str(P),
+                "--q", str(Q)]
+    main_module = importlib.import_module("main")
+    get_batch = importlib.import_module("optim.utils").get_batch
+    args = main_module.get_args()
+    model = importlib.import_module("models.utils").get_model(args)
+    named = dict(model.named_parameters())  # their main.py maps the groups' names to tensors
+    groups = [{**g, "params": [named[name] for name in g["params"]]}
+              for g in model.get_parameter_group_specs()]
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(args.beta1, args.beta2),
+                            weight_decay=args.weight_decay)
+    kernel = torch.tensor([[1 - P, P], [Q, 1 - Q]])
+    generator = torch.Generator().manual_seed(0)
+    model.train()
+
+    def step():
+        x, y = get_batch(kernel, T, B, generator, args, device="cpu")
+        model(x, targets=y)["loss"].backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def compare_official(src: Path, ours_step, steps: int) -> None:
+    """The official step against ours, interleaved, one thread, and the attention bound."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp), \
+                contextlib.redirect_stdout(open(os.devnull, "w")):
+            theirs = official_step(src)  # their model writes .npy snapshots to the cwd
+            theirs(), ours_step()  # warm-up (their first step also logs its weights)
+            t_theirs, t_ours = [], []
+            for _ in range(steps):
+                t_theirs.append(best_cpu_seconds(theirs, repeats=1))
+                t_ours.append(best_cpu_seconds(ours_step, repeats=1))
+        attention = attention_seconds(fused_causal_attention)
+    finally:
+        torch.set_num_threads(threads)
+    theirs_s, ours_s = min(t_theirs), min(t_ours)
+    print(f"against the official code ({src}), 1 thread, CPU time, best of {steps} "
+          f"interleaved steps:")
+    print(f"  official training step                         : {theirs_s * 1e3:10.1f} ms "
+          f"({B * T / theirs_s:8.0f} tokens/s)")
+    print(f"  ours                                           : {ours_s * 1e3:10.1f} ms "
+          f"({B * T / ours_s:8.0f} tokens/s): {theirs_s / ours_s:.2f}x (target 2x)")
+    print(f"  torch's fused attention alone (both call it)   : {attention * 1e3:10.1f} ms: "
+          f"no model that calls it can beat {theirs_s / attention:.2f}x")
+
+
+def main(steps: int = 5, official_src: Path | None = None) -> None:
     ours = build_model("standard", d=D, max_len=T, seed=0)
     naive = NaiveAttentionTransformer(d=D, max_len=T)
     naive.load_state_dict(ours.state_dict())
@@ -129,6 +200,10 @@ def main(steps: int = 5) -> None:
 
     gen = torch.Generator().manual_seed(0)
     rng = iter(range(10**9))
+
+    def draw():
+        return torch.as_tensor(chain.sample(P, Q, B, T + 1, rng=next(rng)), dtype=torch.long)
+
     t0 = time.perf_counter()
     for _ in range(steps):
         sample_loop_torch(B, T + 1, gen)
@@ -143,9 +218,7 @@ def main(steps: int = 5) -> None:
     print(f"  speed-up                           : {t_loop / t_fast:8.1f}x")
 
     base = throughput(naive, lambda: sample_loop_torch(B, T + 1, gen), steps)
-    fast = throughput(ours, lambda: torch.as_tensor(chain.sample(P, Q, B, T + 1,
-                                                                   rng=next(rng)),
-                                                     dtype=torch.long), steps)
+    fast = throughput(ours, draw, steps)
     print(f"training step at d = {D}, T = {T}, batch {B} on CPU "
           f"({torch.get_num_threads()} threads, {steps} steps):")
     print(f"  baseline, written-out attention + loop sampler : {base:10.0f} tokens/s")
@@ -157,9 +230,7 @@ def main(steps: int = 5) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        single = throughput(ours, lambda: torch.as_tensor(chain.sample(P, Q, B, T + 1,
-                                                                         rng=next(rng)),
-                                                           dtype=torch.long), steps)
+        single = throughput(ours, draw, steps)
     finally:
         torch.set_num_threads(threads)
     print(f"ours on 1 thread vs {threads} threads:")
@@ -174,9 +245,7 @@ def main(steps: int = 5) -> None:
                                    fused_causal_attention(q, k, v), rtol=1e-4, atol=1e-5)
         fused, blocked = (attention_seconds(f) for f in (fused_causal_attention,
                                                          blocked_causal_attention))
-        step = step_seconds(ours, lambda: torch.as_tensor(chain.sample(P, Q, B, T + 1,
-                                                                        rng=next(rng)),
-                                                          dtype=torch.long))
+        step = best_cpu_seconds(training_step(ours, draw))
     finally:
         torch.set_num_threads(threads)
     print(f"causal attention alone, forward + backward, head size {D}, 1 thread, CPU time:")
@@ -186,5 +255,14 @@ def main(steps: int = 5) -> None:
           f"({fused / blocked:.2f}x the fused kernel's speed)")
 
 
+    if official_src is not None:
+        compare_official(official_src, training_step(ours, draw), steps)
+
+
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--official-src", type=Path, default=None,
+                        help="the official Markov-Simple/src directory (optional)")
+    cli = parser.parse_args()
+    main(cli.steps, cli.official_src)
