@@ -168,15 +168,22 @@ def transfer(train: pd.DataFrame, test: pd.DataFrame,
              features: Callable[[pd.DataFrame], np.ndarray]) -> tuple[float, float]:
     """(R^2, Spearman) on ``test`` of a least-squares fit on ``train`` (rows with a finite
     loss); R^2 = 1 - SS_res / SS_tot about the held-out mean, so a constant scores <= 0."""
-    from scipy.stats import rankdata
-
     train = train[np.isfinite(train["test_loss"])]
     test = test[np.isfinite(test["test_loss"])]
-    coef, *_ = np.linalg.lstsq(features(train), train["test_loss"].to_numpy(), rcond=None)
-    pred, truth = features(test) @ coef, test["test_loss"].to_numpy()
-    r2 = 1 - np.sum((truth - pred) ** 2) / np.sum((truth - truth.mean()) ** 2)
+    return _fit_and_score(features(train), train["test_loss"].to_numpy(), features(test),
+                          test["test_loss"].to_numpy())
+
+
+def _fit_and_score(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+                   y_test: np.ndarray) -> tuple[float, float]:
+    """(R^2, Spearman) of :func:`transfer`, on design matrices and losses."""
+    from scipy.stats import rankdata
+
+    coef, *_ = np.linalg.lstsq(x_train, y_train, rcond=None)
+    pred = x_test @ coef
+    r2 = 1 - np.sum((y_test - pred) ** 2) / np.sum((y_test - y_test.mean()) ** 2)
     # Spearman: the correlation of the ranks (ties averaged); undefined for a constant
-    rank = np.corrcoef(rankdata(pred), rankdata(truth))[0, 1] if np.ptp(pred) > 0 else np.nan
+    rank = np.corrcoef(rankdata(pred), rankdata(y_test))[0, 1] if np.ptp(pred) > 0 else np.nan
     return float(r2), float(rank)
 
 
@@ -191,11 +198,12 @@ def slice_transfer(points: pd.DataFrame, near_identity: bool = True) -> dict[str
     training sigma_V, each scored on the points of every other sigma_V of the main arm."""
     main = main_points(points, near_identity)
     main = main[np.isfinite(main["test_loss"])]
-    splits = [(main[main["sigma_V"] == v], main[main["sigma_V"] != v])
-              for v in sorted(main["sigma_V"].unique())]
+    sigma_v, loss = main["sigma_V"].to_numpy(), main["test_loss"].to_numpy()
+    splits = [sigma_v == v for v in np.unique(sigma_v)]
     out = {}
     for name, features in PREDICTORS.items():
-        scores = [transfer(train, test, features) for train, test in splits]
+        x = features(main)  # row by row, so the rows of a split are its own features
+        scores = [_fit_and_score(x[held], loss[held], x[~held], loss[~held]) for held in splits]
         out[name] = tuple(float(np.mean(s)) for s in zip(*scores, strict=True))
     return out
 
