@@ -113,13 +113,18 @@ def test_the_sum_difference_rule_matches_the_fine_tensor_rule(q):
     np.testing.assert_allclose(gaussian.kernel("tanh", q, rho), fine, rtol=0, atol=5e-13)
 
 
-def test_kernel_over_arrays_of_variances_falls_back_above_the_rule_s_range():
-    q = np.array([[0.5, 2000.0], [4.0, 0.5]])
-    rho = np.array([[0.3, 0.3], [-0.7, 0.9]])
+def test_kernel_over_arrays_of_variances_falls_back_outside_the_rule_s_range():
+    q = np.array([[0.5, 2000.0, 1e-6], [4.0, 0.5, 1e-4]])
+    rho = np.array([[0.3, 0.3, -0.4], [-0.7, 0.9, 0.8]])
     expected = [[gaussian.kernel_quadrature("tanh", a, b) for a, b in zip(qr, rr, strict=True)]
                 for qr, rr in zip(q, rho, strict=True)]
-    np.testing.assert_allclose(gaussian.kernel("tanh", q, rho), expected, atol=1e-9)
-    assert gaussian.kernel("tanh", q, rho)[0, 1] == gaussian.kernel_quadrature("tanh", 2000.0, 0.3)
+    out = gaussian.kernel("tanh", q, rho)
+    np.testing.assert_allclose(out, expected, rtol=1e-11, atol=0)  # relative, as K ~ q
+    assert out[0, 1] == expected[0][1] and out[0, 2] == expected[0][2]  # the tensor rule
+    # widths 0 (rho = +-1) and tiny ones share no block: a block spans a factor sqrt(2)
+    tiny = gaussian.kernel("tanh", 1e-4, np.array([1.0, 1.0 - 2e-16, -1.0, 0.2]))
+    np.testing.assert_allclose(tiny, [gaussian.kernel_quadrature("tanh", 1e-4, r)
+                                      for r in (1.0, 1.0 - 2e-16, -1.0, 0.2)], rtol=1e-11)
 
 
 def test_kernel_is_vectorized_over_rho():

@@ -132,9 +132,11 @@ def kernel_quadrature(
     return expect_2d(f, f, q, q, q * np.asarray(rho, dtype=float), order=order, rule=rule)
 
 
-PRODUCT_FORM_MAX_VARIANCE = 1000.0
-"""Above this q, :func:`kernel` falls back to :func:`kernel_quadrature` (g stays above 1e-200
-on the nodes below it, so no ratio is 0/0)."""
+PRODUCT_FORM_VARIANCES = (1e-4, 1000.0)
+"""The q for which :func:`kernel` uses :func:`kernel_product_form`; outside, it falls back to
+:func:`kernel_quadrature`.  Above, g could underflow on the nodes (a 0/0 ratio); below, the
+rule's error, absolute and about 1e-16 (K = W_s W_d - 2 w^T R w cancels), exceeds 1e-12 of K
+~ q."""
 
 
 def _half_line_rules(sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -154,8 +156,9 @@ def _octave_blocks(sigma_s: np.ndarray, sigma_d: np.ndarray, largest: int = 256)
     """Index blocks of the (sorted, so monotone) widths in which each width varies by less than
     a factor sqrt(2), so the shared rule of :func:`_half_line_rules` costs at most twice a
     member's own per axis; at most ``largest`` members each."""
+    widths = np.stack([sigma_s, sigma_d])
     with np.errstate(divide="ignore"):
-        key = np.floor(2.0 * np.log2(np.stack([sigma_s, sigma_d]))).clip(-200)
+        key = np.where(widths > 0, np.floor(2.0 * np.log2(widths)), -1e9)  # 0: a block of its own
     cuts = np.flatnonzero(np.any(np.diff(key, axis=1) != 0, axis=0)) + 1
     return [piece for run in np.split(np.arange(sigma_s.size), cuts)
             for piece in np.array_split(run, -(-run.size // largest))]
@@ -194,7 +197,7 @@ def kernel_product_form(g: ArrayFunction, q: float, rho: np.ndarray | float) -> 
 
 def kernel(phi: str, q: np.ndarray | float, rho: np.ndarray | float) -> np.ndarray:
     """K(rho) over broadcast arrays q, rho: the closed form where one exists (erf, relu), the
-    sum-difference rule where phi has one (tanh, q <= :data:`PRODUCT_FORM_MAX_VARIANCE`),
+    sum-difference rule where phi has one (tanh, q in :data:`PRODUCT_FORM_VARIANCES`),
     :func:`kernel_quadrature` otherwise (both once per distinct q)."""
     record = nonlinearity(phi)
     if record.kernel is not None:
@@ -204,7 +207,8 @@ def kernel(phi: str, q: np.ndarray | float, rho: np.ndarray | float) -> np.ndarr
     out = np.empty(q.shape)
     for value in np.unique(q):
         at = q == value
-        if record.product_form is not None and value <= PRODUCT_FORM_MAX_VARIANCE:
+        low, high = PRODUCT_FORM_VARIANCES
+        if record.product_form is not None and low <= value <= high:
             out[at] = kernel_product_form(record.product_form, value, rho[at])
         else:
             for part in np.array_split(np.flatnonzero(at), -(-at.sum() // 16)):
