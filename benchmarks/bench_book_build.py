@@ -13,9 +13,9 @@ Run:  .venv/bin/python benchmarks/bench_book_build.py [--pairs 1]
 import argparse
 import contextlib
 import importlib.util
-import io
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,14 +26,38 @@ build_book = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(build_book)
 
 
+@contextlib.contextmanager
+def quiet_file_descriptors(log: Path):
+    """Send this process's and its children's stdout and stderr (the kernels, jupyter-book)
+    to ``log`` for the duration."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(log, "w") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+                yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
 def timed_build(book: Path, workers: int | None) -> float:
-    """Seconds of one build of ``book`` (its output kept quiet); fails loudly if it fails."""
+    """Seconds of one build of ``book`` (its output in ``build.log`` beside it); fails loudly,
+    with the log's end, if it fails."""
+    log = book.parent / "build.log"
     start = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
+    with quiet_file_descriptors(log):
         code = build_book.build(book, build_book.keyed_paths(), workers=workers)
+    elapsed = time.perf_counter() - start
     if code != 0:
-        raise SystemExit(f"the build of {book} failed; run tools/build_book.py to see why")
-    return time.perf_counter() - start
+        tail = "\n".join(log.read_text().splitlines()[-30:])
+        raise SystemExit(f"{tail}\nthe build of {book} failed (the log's end above)")
+    return elapsed
 
 
 def cold_build(tmp: Path, name: str, workers: int | None) -> tuple[float, Path]:
