@@ -63,9 +63,29 @@ def simplex_init(n: int, d: int) -> str:
     return "exact" if d >= n + 1 else "gaussian"
 
 
+def _untracked(*tensors) -> bool:
+    """Whether autograd tracks none of ``tensors``, so that an intermediate made from them may
+    be overwritten in place (the same arithmetic, without a fresh allocation, whose page faults
+    cost more than the operation at the sizes of the measurements)."""
+    return not any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
+
+
+def _times(fresh: torch.Tensor, factor) -> torch.Tensor:
+    """fresh * factor, in place where autograd tracks neither (``fresh``: an intermediate no one
+    else holds)."""
+    return fresh.mul_(factor) if _untracked(fresh, factor) else fresh * factor
+
+
+def _plus(fresh: torch.Tensor, other) -> torch.Tensor:
+    """fresh + other, in place where autograd tracks neither (as :func:`_times`)."""
+    return fresh.add_(other) if _untracked(fresh, other) else fresh + other
+
+
 def layer_norm(x: torch.Tensor) -> torch.Tensor:
     """LN(x) = sqrt(d) x / |x| along the last axis (no gain, no bias)."""
-    return x * (x.shape[-1] ** 0.5) / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    scaled = x * (x.shape[-1] ** 0.5)  # before the norm, as autograd orders its gradients
+    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    return scaled.div_(norm) if _untracked(scaled, norm) else scaled / norm
 
 
 @dataclass(frozen=True)
@@ -182,7 +202,7 @@ class DenseWeights(_LayerWeights):
             u = rows @ (q.transpose(1, 2) @ k)
         else:
             u = (rows @ q.transpose(1, 2)) @ k
-        return u.reshape(y.shape) * scale, y
+        return _times(u.reshape(y.shape), scale), y
 
 
 class ProjectedWeights(_LayerWeights):
@@ -226,10 +246,10 @@ def attention_update(x: torch.Tensor, w, s: BatchScales, norm: str) -> torch.Ten
     y = layer_norm(x) if norm == "pre" else x
     queries, keys = w.query_key(y, s.sigma_A / d**1.5)
     attended = torch.nn.functional.scaled_dot_product_attention(queries, keys, y, scale=1.0)
-    values = w.apply("V", attended) * (s.sigma_V / d**0.5)
+    values = _times(w.apply("V", attended), s.sigma_V / d**0.5)
     if getattr(w, "biases", None) is not None:
-        values = values + s.sigma_bV * w.biases["bV"]
-    x = s.skip_A * x + s.alpha_A * values
+        values = _plus(values, s.sigma_bV * w.biases["bV"])
+    x = _plus(s.skip_A * x, _times(values, s.alpha_A))
     return layer_norm(x) if norm == "post" else x
 
 
@@ -239,13 +259,13 @@ def mlp_update(x: torch.Tensor, w, s: BatchScales, phi: str, norm: str,
     d = x.shape[-1]
     y = layer_norm(x) if norm == "pre" else x
     biases = getattr(w, "biases", None)
-    pre = w.apply("W1", y) * (s.sigma_w / d**0.5)
+    pre = _times(w.apply("W1", y), s.sigma_w / d**0.5)
     if biases is not None:
-        pre = pre + s.sigma_b1 * biases["b1"]
-    out = w.apply("W2", nonlinearity(phi).torch(pre)) * (s.sigma_2 / hidden**0.5)
+        pre = _plus(pre, s.sigma_b1 * biases["b1"])
+    out = _times(w.apply("W2", nonlinearity(phi).torch(pre)), s.sigma_2 / hidden**0.5)
     if biases is not None:
-        out = out + s.sigma_b2 * biases["b2"]
-    x = s.skip_M * x + s.alpha_M * out
+        out = _plus(out, s.sigma_b2 * biases["b2"])
+    x = _plus(s.skip_M * x, _times(out, s.alpha_M))
     return layer_norm(x) if norm == "post" else x
 
 
