@@ -8,7 +8,9 @@ from tdyn.signalprop.architecture import Architecture
 from tdyn.signalprop.simulate import (
     BatchScales,
     DenseWeights,
+    ProjectedWeights,
     attention_update,
+    forward,
     gram,
     initial_tokens,
     mlp_update,
@@ -149,3 +151,23 @@ def test_simplex_plane_is_exact_for_tokens_in_the_plane_and_ignores_rotations():
     values, vectors = np.linalg.eigh(plane @ plane.T)
     basis = vectors @ np.diag(values ** -0.5) @ vectors.T @ plane
     np.testing.assert_allclose(a, unit @ basis.T, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw", [{}, {"norm": "post"}, {"phi": "erf"},
+                                {"sigma_b1": 0.3, "sigma_bV": 0.2, "sigma_b2": 0.1}])
+@pytest.mark.parametrize("sampler", ["weights", "projected"])
+def test_blocks_overwrite_intermediates_only_with_the_same_arithmetic(kw, sampler):
+    """Outside autograd the blocks scale and add in place; tracked by autograd they do not.
+    Both must give the same tokens bit for bit."""
+    arch = Architecture(n=8, d=16, alpha_A=0.6, alpha_M=0.7, sigma_w=2.0, **kw)
+    gens = [torch.Generator().manual_seed(k) for k in range(2)]
+    weights_class = DenseWeights if sampler == "weights" else ProjectedWeights
+    extra = () if sampler == "weights" else (arch.n,)
+    layers = [weights_class(arch.d, arch.hidden, *extra, gens, torch.float64, "cpu",
+                            biases=arch.has_biases) for _ in range(2)]
+    scales = BatchScales.of([arch] * 2, 1, torch.float64, "cpu")
+    x = torch.randn(2, arch.n, arch.d, dtype=torch.float64, generator=gens[0])
+    untracked = forward(x, layers, scales, arch)
+    tracked = forward(x.clone().requires_grad_(True), layers, scales, arch)
+    assert tracked.requires_grad and not untracked.requires_grad
+    assert torch.equal(untracked, tracked.detach())
