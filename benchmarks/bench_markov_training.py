@@ -132,6 +132,7 @@ def throughput(model, draw, steps: int) -> float:
         step()
     return steps * B * T / (time.perf_counter() - start)
 
+
 STUBS = Path(__file__).resolve().parents[1] / "data/markov/official_harness/stubs"
 
 
@@ -164,20 +165,20 @@ def official_step(src: Path):
     return step
 
 
-def compare_official(src: Path, ours_step, steps: int) -> None:
-    """The official step against ours, interleaved, one thread, and the attention bound."""
+def compare_official(src: Path, ours_step, steps: int, attention: float) -> None:
+    """The official step against ours, interleaved, one thread, and the bound that
+    ``attention`` (CPU seconds of torch's fused attention alone) puts on the ratio."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp), \
-                contextlib.redirect_stdout(open(os.devnull, "w")):
+                open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
             theirs = official_step(src)  # their model writes .npy snapshots to the cwd
             theirs(), ours_step()  # warm-up (their first step also logs its weights)
             t_theirs, t_ours = [], []
             for _ in range(steps):
                 t_theirs.append(best_cpu_seconds(theirs, repeats=1))
                 t_ours.append(best_cpu_seconds(ours_step, repeats=1))
-        attention = attention_seconds(fused_causal_attention)
     finally:
         torch.set_num_threads(threads)
     theirs_s, ours_s = min(t_theirs), min(t_ours)
@@ -256,7 +257,7 @@ def main(steps: int = 5, official_src: Path | None = None) -> None:
 
 
     if official_src is not None:
-        compare_official(official_src, training_step(ours, draw), steps)
+        compare_official(official_src, training_step(ours, draw), steps, fused)
 
 
 if __name__ == "__main__":

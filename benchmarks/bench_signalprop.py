@@ -33,6 +33,7 @@ from tdyn.signalprop.gaussian import kernel, kernel_quadrature
 from tdyn.signalprop.simulate import simulate
 from tdyn.signalprop.theory import (
     attention_map,
+    grid_architecture,
     lambda_a,
     layer_map,
     layer_map_grid,
@@ -86,11 +87,11 @@ def bench_tanh_kernel_rules(rows: np.ndarray, alpha: np.ndarray, size: int) -> N
     rule against the 201 x 201-node tensor rule, timed, and both against the 1601-node rule."""
     arch = Architecture(phi="tanh")
     assert arch.norm == "pre" and arch.sigma_b1 == 0  # so Var = sigma_w^2, Corr = p / q
-    pairs = [(s**2, np.divide(*attention_map(1.0, 0.5, arch.replace(alpha_A=a, alpha_M=a,
-                                                                      sigma_w=s))[::-1]))
-             for s in rows for a in alpha]
-    var = np.array([v for v, _ in pairs])
-    corr = np.array([c for _, c in pairs])
+    grid, shape = grid_architecture(arch, ("alpha", alpha), ("sigma_w", rows))
+    q_attn, p_attn = attention_map(1.0, 0.5, grid)
+    var = np.broadcast_to(grid.sigma_w**2, shape).ravel()
+    corr = np.broadcast_to(p_attn / q_attn, shape).ravel()
+    pairs = list(zip(var, corr, strict=True))
     start = time.perf_counter()
     new = kernel("tanh", var, corr)
     t_new = time.perf_counter() - start

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdyn.cooccurrence.data import sample_distribution, sample_training_set
+from tdyn.cooccurrence.data import CooccurrenceData, sample_distribution, sample_training_set
 from tdyn.cooccurrence.model import (
     Params,
     attention_change,
+    balancing_ratios,
     condition1_sigmas,
+    forward,
+    g_sums,
     init_params,
     reduced_velocities,
     score_matrix,
@@ -163,9 +166,7 @@ def unequal_type_counts(keep_type3: int = 8, n: int = 96, L: int = 4, d: int = 2
     per type (:func:`~tdyn.cooccurrence.model.g_sums`), Lemma 4.4's ratio ``lemma44`` and
     G(mu_1..3) (``G``), and the entries per type (``counts``).  ``cpu_threads``: torch's
     threads while training (one: these small products slow down when threads contend)."""
-    from tdyn.cooccurrence.data import CooccurrenceData
-    from tdyn.cooccurrence.model import balancing_ratios, forward, g_sums
-    from tdyn.cooccurrence.msweep import train_torch
+    from tdyn.cooccurrence.msweep import train_torch  # imports torch
 
     full = sample_training_set(n, L, d, seed=data_seed)
     keep = np.ones(full.n, dtype=bool)

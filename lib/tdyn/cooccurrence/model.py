@@ -18,7 +18,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tdyn.cooccurrence.data import COMMON, CooccurrenceData
+from tdyn.cooccurrence.data import (
+    COMMON,
+    TYPE_LABELS,
+    TYPE_PROBABILITIES,
+    TYPE_TARGETS,
+    CooccurrenceData,
+)
 
 INIT_KINDS = ("gaussian", "kaiming_uniform", "kaiming_normal")
 SCORE_PAIRS = ((1, 0), (0, 1), (2, 0), (2, 1), (0, 0), (1, 1))
@@ -433,8 +439,6 @@ def special_word_flow(kappa0: float, m1: int, t: np.ndarray) -> dict:
     entry per type, holding mu_3 and its targets among mu_1, mu_2, weighted by its fraction,
     from G = 0, Gamma = 0 and kappa = ``kappa0`` (the limit of small initial W_V).  Returns
     G(mu_1..3), kappa and the per-type losses (types 1-4) at ``t``, and the mean ``loss``."""
-    from tdyn.cooccurrence.data import TYPE_LABELS, TYPE_PROBABILITIES, TYPE_TARGETS
-
     if not kappa0 > 0:
         raise ValueError(f"kappa0={kappa0!r} is not allowed; need kappa0 > 0")
     N = np.zeros((4, 3))

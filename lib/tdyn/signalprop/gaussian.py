@@ -205,9 +205,9 @@ def kernel(phi: str, q: np.ndarray | float, rho: np.ndarray | float) -> np.ndarr
     _check_variance("q", q)
     q, rho = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(rho, dtype=float))
     out = np.empty(q.shape)
+    low, high = PRODUCT_FORM_VARIANCES
     for value in np.unique(q):
         at = q == value
-        low, high = PRODUCT_FORM_VARIANCES
         if record.product_form is not None and low <= value <= high:
             out[at] = kernel_product_form(record.product_form, value, rho[at])
         else:
