@@ -33,6 +33,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -167,8 +168,10 @@ def _execute(path: str, timeout: int) -> tuple[dict, float, str | None]:
 
     nb = read_myst_markdown_notebook(Path(path).read_text("utf8"), add_source_map=True,
                                      path=path)
+    # Once the last cell has replied every output is in: the kernel is killed rather than
+    # asked to exit, which costs a kernel that imported torch about 0.8 s of CPU.
     result = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=timeout,
-                                 allow_errors=False)
+                                 allow_errors=False, shutdown_kernel="immediate")
     return nb, result.time, result.exc_string
 
 
@@ -201,6 +204,7 @@ def execute_chapters(book: Path, workers: int | None = None) -> None:
     cores = os.cpu_count() or 1
     workers = min(workers or cores, len(pending))
     print(f"executing {len(pending)} chapter(s), {workers} at a time", flush=True)
+    start = time.perf_counter()
     threads = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = str(max(1, cores // workers))  # kernels inherit it
     try:
@@ -221,6 +225,7 @@ def execute_chapters(book: Path, workers: int | None = None) -> None:
             os.environ.pop("OMP_NUM_THREADS")
         else:
             os.environ["OMP_NUM_THREADS"] = threads
+    print(f"executed {len(pending)} chapter(s) in {time.perf_counter() - start:.1f} s", flush=True)
     times_file.write_text(json.dumps(seconds, indent=1, sort_keys=True) + "\n")
 
 
