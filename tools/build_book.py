@@ -44,6 +44,13 @@ from tdyn.runs.store import walk_files
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# jsonschema, which nbformat and jupyter-book import, builds about 40 parsers of the optional
+# rfc3987-syntax package at import (1 s) for the "iri" format checks, which nothing here uses;
+# marking it absent skips them (JUPYTER_BOOK: jupyter-book's command line, the same way).
+sys.modules.setdefault("rfc3987_syntax", None)
+JUPYTER_BOOK = ("import sys; sys.modules.setdefault('rfc3987_syntax', None); "
+                "from jupyter_book.cli.main import main; main()")
+
 
 def keyed_paths(root: Path = ROOT) -> list[Path]:
     """The files and folders of the repository at ``root`` that chapters read."""
@@ -312,7 +319,7 @@ def build(book: Path, keyed_paths: list[Path], env: Mapping[str, str] = os.envir
     if any(p.stat().st_mtime > done for p in toc_notebooks(book)):
         execute_chapters(book, workers)
     cmd = [
-        str(Path(sys.executable).parent / "jupyter-book"), "build", str(book),
+        sys.executable, "-c", JUPYTER_BOOK, "build", str(book),
         "--config", str(write_build_config(book, env)),
         "--warningiserror", "--nitpick", "--keep-going",
     ]
