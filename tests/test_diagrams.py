@@ -109,3 +109,19 @@ def test_particle_animation_has_one_frame_per_layer_and_plays_offline():
     assert '<img alt="tokens" id=' in html
     ours = html.index(".animation img { max-width: 100%; height: auto; }")
     assert ours > html.index("width: 374px;"), "our style must come after matplotlib's"
+
+
+
+@pytest.mark.filterwarnings("ignore:Animation was deleted without rendering")
+def test_particle_animation_moves_its_artists_to_each_layer():
+    coords, rho = _polygons(n_layers=3)
+    animation = diagrams.particle_animation(coords, rho)
+    for layer in (2, 0, 1):
+        artists = animation._func(layer)  # circle, tokens, centre, title for each panel in turn
+        for k, name in enumerate(coords):
+            circle, tokens, _, title = artists[4 * k:4 * k + 4]
+            np.testing.assert_allclose(tokens.get_offsets(), coords[name][layer])
+            n = coords[name].shape[1]
+            assert circle.get_radius() == pytest.approx(np.sqrt(2 * (1 - rho[name][layer]) / n))
+            assert title.get_text().startswith(f"{name}: ")
+            assert rf"\ell = {layer}" in title.get_text()

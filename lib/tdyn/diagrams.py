@@ -183,10 +183,11 @@ def token_grid(ax, tokens: np.ndarray, row_labels, special: dict[int, str],
 
 def _particle_frame(ax, coords: np.ndarray, rho: float, limit: float) -> list:
     """Draw the tokens of one layer (``coords``: n x 2) with the circle on which a regular
-    simplex of mean cosine ``rho`` would lie; returns the artists."""
+    simplex of mean cosine ``rho`` would lie; returns the artists (circle, tokens, centre),
+    which :func:`_move_particles` moves to another layer."""
     n = coords.shape[0]
-    radius = np.sqrt(2 * max(1 - rho, 0.0) / n)
-    artists = [ax.add_patch(Circle((0, 0), radius, fill=False, ls="--", lw=0.9, ec=_MUTED))]
+    artists = [ax.add_patch(Circle((0, 0), _simplex_radius(rho, n), fill=False, ls="--",
+                                   lw=0.9, ec=_MUTED))]
     artists.append(ax.scatter(coords[:, 0], coords[:, 1], c=np.arange(n), cmap="viridis",
                               s=30, zorder=3, edgecolors=_INK, linewidths=0.5))
     artists.append(ax.plot([0], [0], "+", color=_INK, ms=7)[0])
@@ -200,6 +201,19 @@ def _particle_frame(ax, coords: np.ndarray, rho: float, limit: float) -> list:
         spine.set_visible(True)
         spine.set_color("0.85")
     return artists
+
+
+def _simplex_radius(rho: float, n: int) -> float:
+    """Radius sqrt(2 (1 - rho) / n) of the regular simplex of n tokens with mean cosine rho
+    in the plane of :func:`tdyn.signalprop.simulate.simplex_plane`."""
+    return np.sqrt(2 * max(1 - rho, 0.0) / n)
+
+
+def _move_particles(artists: list, coords: np.ndarray, rho: float) -> None:
+    """Move the artists of :func:`_particle_frame` to the tokens ``coords`` of another layer."""
+    circle, tokens, _ = artists
+    circle.set_radius(_simplex_radius(rho, coords.shape[0]))
+    tokens.set_offsets(coords)
 
 
 def _particle_limit(coords: np.ndarray) -> float:
@@ -233,13 +247,18 @@ def particle_animation(coords: dict[str, np.ndarray], rho: dict[str, np.ndarray]
     fig, axes = plt.subplots(1, len(coords), figsize=(3.2 * len(coords), 3.4), squeeze=False)
     axes = axes[0]
 
+    # one set of artists per panel, moved from layer to layer (redrawing the axes for each
+    # of the frames took most of the time of the player)
+    panels = {name: _particle_frame(ax, coords[name][0], rho[name][0], limit)
+              for ax, name in zip(axes, coords, strict=True)}
+
     def draw(layer: int) -> list:
         artists = []
         for ax, name in zip(axes, coords, strict=True):
-            ax.clear()
-            artists += _particle_frame(ax, coords[name][layer], rho[name][layer], limit)
+            _move_particles(panels[name], coords[name][layer], rho[name][layer])
             ax.set_title(rf"{name}: $\ell = {layer}$, $\rho = {rho[name][layer]:.2f}$",
                          fontsize=10)
+            artists += [*panels[name], ax.title]
         return artists
 
     animation = FuncAnimation(fig, draw, frames=n_layers, interval=interval_ms)
