@@ -385,11 +385,10 @@ def gradient_descent(e0, w0, p, q, lr: float = 0.1, steps: int = 1000, b0=None,
     rec_t, rec_e, rec_w, rec_b = [0], [e.copy()], [w.copy()], [b.copy()]
     with np.errstate(over="ignore", invalid="ignore"):
         for step in range(1, steps + 1):
+            # with the bias optimal, b = b*(e, w) already, so this is reduced_grad_opt
+            de, dw, db = reduced_grad(e, w, b, p, q)
             if optimal:
-                de, dw = reduced_grad_opt(e, w, p, q)
                 db = 0.0
-            else:
-                de, dw, db = reduced_grad(e, w, b, p, q)
             ve = momentum * ve + de
             vw = momentum * vw + dw
             vb = momentum * vb + db
