@@ -14,7 +14,6 @@ of :mod:`tdyn.cooccurrence.model`.  Used by ``notebooks/cooccurrence_msweep.ipyn
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from tdyn.cooccurrence.data import sample_distribution, sample_training_set
 from tdyn.cooccurrence.model import condition1_sigmas, init_params, record_steps
@@ -63,6 +62,8 @@ def theorem33_scale(L: int, m: int, m1: int, sigma0: float, sigma1: float) -> fl
 def _forward_torch(W, WV, WK, WQ, a, E, tok):
     """Eq. 1 in torch: F (n,), the word values G = u^T W_V E and the scores A = (W_K E)^T
     (W_Q E) / sqrt(m) (``E=None`` stands for the identity, one-hot words)."""
+    import torch
+
     u = W.T @ a
     if E is None:  # one-hot words: the token maps are the weight columns themselves
         K_tok, Q_tok, V_tok = WK, WQ, WV
@@ -82,7 +83,13 @@ def train_torch(params0, data, lr: float, steps: int, record, test=None, device=
     numpy arrays at the ``record`` steps: ``t``, ``loss``, ``min_margin``, ``G`` (G(mu_1..3)),
     ``G_norm2`` (sum over all words of G^2), ``kappa`` (||W^T a||^2), ``value_norm2``
     (||W_V||_F^2), ``C`` (the four coefficients :data:`C_PAIRS` relative to t = 0),
-    ``test_loss`` (with ``test``), and the final weights as numpy arrays (``final``)."""
+    ``test_loss`` (with ``test``), and the final weights as numpy arrays (``final``).
+
+    torch is imported here, where training needs it, so that a chapter reading stored results
+    of this experiment (or of :mod:`tdyn.cooccurrence.generalization`) does not pay its import
+    (1.2 s)."""
+    import torch
+
     dev = torch.device(device)
     t64 = dict(dtype=torch.float64, device=dev)
     leaves = {k: torch.tensor(getattr(params0, k), **t64, requires_grad=True)
