@@ -34,3 +34,13 @@ def test_annealed_excess_threshold_is_a_root_and_near_sqrt_log_n_over_2():
     assert abs(sigma - math.sqrt(math.log(64) / 2)) < 0.1
     assert math.isnan(annealed_excess_threshold(64, excess=50.0, lo=0.8, hi=1.2,
                                                 n_samples=500))
+
+
+@pytest.mark.parametrize("rho", [0.3, 0.8])
+def test_annealed_excess_threshold_is_a_root_of_softmax_overlaps_at_correlated_logits(rho):
+    """The search evaluates the sampled S2 on draws it makes once; at rho > 0 the shared part
+    of the logits enters too, and the root must still be one of softmax_overlaps itself."""
+    sigma = annealed_excess_threshold(16, rho=rho, excess=0.2, n_samples=3000, seed=4)
+    annealed = float(softmax_overlaps(16, rho, sigma)[0])
+    exact = float(softmax_overlaps(16, rho, sigma, "sampled", n_samples=3000, seed=4)[0])
+    assert annealed / exact == pytest.approx(1.2, abs=1e-4)

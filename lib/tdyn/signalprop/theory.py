@@ -112,21 +112,32 @@ def softmax_overlaps(n: int, rho, sigma, mode: str = "annealed", n_samples: int 
     if mode == "sampled":
         if np.any((rho < 0) | (rho > 1)):
             raise ValueError(f"rho={rho!r} must lie in [0, 1] for mode='sampled'")
-        rng = np.random.default_rng(seed)
-        a = rng.standard_normal((n_samples, 1, n))
-        b = rng.standard_normal((n_samples, 2, n))
+        a, b = _logit_draws(n, n_samples, seed)
         rho_b, sigma_b = np.broadcast_arrays(rho, sigma)
         s2, s11 = np.empty(rho_b.shape), np.empty(rho_b.shape)
         for idx in np.ndindex(rho_b.shape):
-            r, s = rho_b[idx], sigma_b[idx]
-            logits = s * (np.sqrt(r * (1 - r)) * a + (1 - r) * b)
-            logits -= logits.max(axis=-1, keepdims=True)
-            attn = np.exp(logits)
-            attn /= attn.sum(axis=-1, keepdims=True)
+            attn = _sampled_attention(a, b, rho_b[idx], sigma_b[idx])
             s2[idx] = np.mean(np.sum(attn[:, 0] ** 2, axis=-1))
             s11[idx] = np.mean(np.sum(attn[:, 0] * attn[:, 1], axis=-1))
         return s2, s11
     raise ValueError(f"mode={mode!r} is not a softmax mode; allowed: {SOFTMAX_MODES}")
+
+
+def _logit_draws(n: int, n_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded draws of :func:`softmax_overlaps` (``sampled``): a (n_samples, 1, n), shared
+    by the queries, and b (n_samples, 2, n), one row per query i, k."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n_samples, 1, n)), rng.standard_normal((n_samples, 2, n))
+
+
+def _sampled_attention(a: np.ndarray, b: np.ndarray, rho: float, sigma: float) -> np.ndarray:
+    """Softmax over j of the logits sigma (sqrt(rho (1 - rho)) a_j + (1 - rho) b_ij), for each
+    draw and each query row of ``b``."""
+    logits = sigma * (np.sqrt(rho * (1 - rho)) * a + (1 - rho) * b)
+    logits -= logits.max(axis=-1, keepdims=True)
+    attn = np.exp(logits)
+    attn /= attn.sum(axis=-1, keepdims=True)
+    return attn
 
 
 def giorlandino_goldt_architecture(beta: float, var_w: float, var_v: float, var_b: float,
@@ -160,9 +171,17 @@ def annealed_excess_threshold(n: int, rho: float = 0.0, excess: float = 0.5, lo:
     falls back to 1 (both S2 -> 1 as sigma grows), hence the scan.  NaN if never exceeded."""
     from scipy.optimize import brentq
 
+    if not 0 <= rho <= 1:
+        raise ValueError(f"rho={rho!r} must lie in [0, 1]")
+    # the draws of softmax_overlaps(..., "sampled", n_samples, seed), made once, and only the
+    # first query's row, which is all S2 reads
+    shared, per_query = _logit_draws(n, n_samples, seed)
+    first_query = per_query[:, :1]
+
     def gap(sigma: float) -> float:
         annealed = float(softmax_overlaps(n, rho, sigma)[0])
-        exact = float(softmax_overlaps(n, rho, sigma, "sampled", n_samples, seed)[0])
+        attn = _sampled_attention(shared, first_query, float(rho), sigma)
+        exact = float(np.mean(np.sum(attn[:, 0] ** 2, axis=-1)))
         return annealed / exact - 1.0 - excess
 
     grid = np.arange(lo, hi + 1e-9, 0.1)
