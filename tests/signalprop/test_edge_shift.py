@@ -255,6 +255,52 @@ def test_resampled_seeds_weight_the_means():
     pd.testing.assert_series_equal(twice_first["test_loss"], first["test_loss"])
 
 
+def noisy_table() -> pd.DataFrame:
+    """A synthetic table with four seeds, a few diverged trainings (seed 3 of one point at both
+    learning rates) and its rows out of order."""
+    table = synthetic_table(lambda edge, alpha: edge, seeds=4, noise=0.05)
+    table.loc[[5, 130, 131, 400], "test_loss"] = np.inf
+    table.loc[[77, 250], "validation_loss"] = np.nan
+    point = (table["sigma_V"] == 1.0) & (table["alpha"] == 0.4) & (table["sigma_w"] == 8.0)
+    table.loc[point & (table["seed_index"] == 3), "test_loss"] = np.inf
+    return table.sample(frac=1, random_state=0)
+
+
+def test_resampled_seeds_read_as_their_rows_repeated():
+    """Seed weights are repetitions: a resample reads as the table of its draws' rows (the
+    means agree to rounding: count * loss there, loss + loss + ... here)."""
+    table = noisy_table()
+    drawn = [3, 0, 3, 3]
+    weighted = analysis.point_losses(table, seeds=drawn)
+    repeated = analysis.point_losses(pd.concat([table[table["seed_index"] == k] for k in drawn]))
+    pd.testing.assert_frame_equal(weighted, repeated, check_dtype=False, rtol=1e-12)
+    assert weighted["diverged_seeds"].max() == 3  # the diverged seed 3, drawn three times
+
+
+def test_seed_bootstrap_is_the_percentiles_of_statistics_on_its_resamples():
+    """The bootstrap's resamples, drawn as it draws them, each read by :func:`statistics`
+    afresh, give its value and its interval exactly."""
+    table = noisy_table()
+    seeds = np.sort(table["seed_index"].unique())
+    rng = np.random.default_rng(3)
+    draws = pd.DataFrame([analysis.statistics(table, rng.choice(seeds, size=len(seeds)))
+                          for _ in range(25)])
+    expected = pd.DataFrame({"value": pd.Series(analysis.statistics(table)),
+                             "low": draws.quantile(0.05), "high": draws.quantile(0.95)})
+    boot = analysis.seed_bootstrap(table, n_boot=25, seed=3, level=0.9)
+    pd.testing.assert_frame_equal(boot, expected, check_exact=True)
+    assert (boot["high"] > boot["low"]).sum() > len(boot) / 2  # the resamples do differ
+
+
+def test_average_ranks_are_scipys():
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(0)
+    for values in (rng.standard_normal(17), rng.integers(0, 4, 23).astype(float),
+                   np.array([2.0, -0.0, 0.0, np.inf, 2.0])):
+        np.testing.assert_array_equal(analysis._average_ranks(values), rankdata(values))
+
+
 def test_value_arm_shift_compares_the_optimum_under_both_learning_rate_rules():
     """Main arm optimum on the edge, value arm optimum fixed at 2: the main shift equals the
     edge's shift between the extreme sigma_V, the value shift is 0."""
