@@ -12,6 +12,7 @@ from tdyn.cooccurrence.model import (
     forward,
     gradients,
     init_params,
+    logistic_loss,
     loss,
     phase2_loss_rate,
     phase_times,
@@ -321,3 +322,57 @@ def test_analytic_gradients_match_autograd_with_noise_tokens():
     data = with_noise_tokens(sample_training_set(12, 4, 10, seed=0, random_tokens="iid"), 1)
     assert data.n_vectors > data.d
     _assert_gradients_match_autograd(init_params(10, 8, 6, seed=3, sigma0=0.4, sigma1=0.4), data)
+
+
+def _small_data(kind: str):
+    """A small training set and test set with one-hot words (E = I), Haar-random orthonormal
+    word vectors, or Gaussian noise tokens (d x (3 + slots) token vectors)."""
+    if kind == "noise":
+        base = sample_training_set(12, 4, 10, seed=0, random_tokens="iid")
+        test = sample_distribution(30, 4, 10, seed=1, embeddings=base.embeddings)
+        return with_noise_tokens(base, 1), with_noise_tokens(test, 2)
+    data = sample_training_set(12, 4, 30, seed=0, embedding_kind=kind)
+    return data, sample_distribution(30, 4, 30, seed=1, embeddings=data.embeddings)
+
+
+@pytest.mark.parametrize("kind", ["onehot", "random", "noise"])
+def test_forward_matches_the_dense_definition(kind):
+    """forward (scores looked up per word pair, laid out keys first) against Eq. 1 written
+    with the dense X = E[:, tokens]: s_l = X^T W_K^T W_Q x_l / sqrt(m), softmax over keys h."""
+    data, _ = _small_data(kind)
+    params = init_params(data.d, 8, 6, seed=3, sigma0=0.4, sigma1=0.4)
+    X = data.X
+    S = np.einsum("idh,md,me,iel->ilh", X, params.WK, params.WQ, X) / np.sqrt(params.m)
+    P = np.exp(S) / np.exp(S).sum(axis=2, keepdims=True)
+    F = np.einsum("ilh,ih->i", P, params.u @ params.WV @ X)
+    fwd = forward(params, data)
+    assert np.abs(fwd.P - 1 / data.L).max() > 0.05  # far from uniform: the softmax matters
+    np.testing.assert_allclose(fwd.P, P, rtol=1e-12)
+    np.testing.assert_allclose(fwd.F, F, rtol=1e-12)
+    np.testing.assert_allclose(fwd.K_tok, params.WK @ data.embeddings, rtol=1e-15)
+
+
+@pytest.mark.parametrize("kind", ["onehot", "random", "noise"])
+def test_train_equals_steps_by_hand_bit_for_bit(kind):
+    """train prepares the tokens once and updates with the velocities -grad in place; that
+    must not change a bit: three steps by hand with forward, gradients and loss give the
+    same weights and the same recorded loss, test loss, Gdot and G."""
+    data, test = _small_data(kind)
+    params0 = init_params(data.d, 8, 6, seed=3, sigma0=0.4, sigma1=0.4)
+    lr, steps = 0.3, 3
+    end, h = train(params0, data, lr, steps, record=range(steps + 1), test=test)
+    E, p = data.embeddings, params0
+    for step in range(steps + 1):
+        fwd = forward(p, data)
+        grads = gradients(p, data, fwd)
+        Gdot = -(grads["W"].T @ p.a) @ fwd.V_tok[:, :3] - p.u @ grads["WV"] @ E[:, :3]
+        assert h["loss"][step] == logistic_loss(data.y * fwd.F).mean()
+        assert h["test_loss"][step] == loss(p, test)
+        assert np.array_equal(h["Gdot"][step], Gdot)
+        assert np.array_equal(h["G"][step], word_values(p, E)[:3])
+        if step < steps:
+            p = Params(**{k: getattr(p, k) - lr * grads[k] for k in Params.TRAINABLE}, a=p.a)
+    for k in Params.TRAINABLE:
+        assert np.array_equal(getattr(end, k), getattr(p, k)), k
+    assert not np.array_equal(end.WK, params0.WK)  # the steps moved the attention weights
+    assert not np.shares_memory(end.WK, params0.WK)

@@ -14,7 +14,7 @@ h for query l.  Loss: mean logistic loss l(yF) = log(1 + exp(-yF)) (Eq. 2), g = 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -119,21 +119,59 @@ class Forward:
     V_tok: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Tokens:
+    """What the forward and backward passes need of a data set, computed once per data set
+    (:func:`_tokens`; :func:`train` reuses it for every step): ``tokens`` (n, L), labels
+    ``y``, the token vectors ``E`` (``None`` for the one-hot words E = I, where W E = W), their
+    number ``d`` and the flattened (key, query) index x_h * d + x_l of every query l and key h
+    of every entry i, in (i, l, h) order (``pairs``) and in (h, l, i) order (``pairs_hli``)."""
+
+    tokens: np.ndarray
+    y: np.ndarray
+    E: np.ndarray | None
+    d: int
+    pairs: np.ndarray
+    pairs_hli: np.ndarray
+
+
+def _tokens(data: CooccurrenceData) -> _Tokens:
+    """The :class:`_Tokens` of ``data``."""
+    E, d, tok = data.embeddings, data.n_vectors, data.tokens
+    pairs = tok[:, None, :] * d + tok[:, :, None]
+    onehot = E.shape == (d, d) and np.array_equal(E, np.eye(d))
+    return _Tokens(tokens=tok, y=data.y, E=None if onehot else E, d=d, pairs=pairs.ravel(),
+                   pairs_hli=pairs.transpose(2, 1, 0).ravel())
+
+
+def _embed(W: np.ndarray, tk: _Tokens) -> np.ndarray:
+    """The token map W E (W itself for one-hot words: W I = W exactly, for finite W)."""
+    return W if tk.E is None else W @ tk.E
+
+
 def forward(params: Params, data: CooccurrenceData) -> Forward:
     """Eq. 1: scores s_l = X^T W_K^T W_Q x_l / sqrt(m), p_l = softmax(s_l) over the keys,
     F = sum_l u^T W_V X p_l.  Because every column of X is a word vector, W X = (W E)[:, tokens]
     and s_l[h] = A[x_h, x_l] / sqrt(m) with A = (W_K E)^T (W_Q E); this is computed that way."""
-    E = data.embeddings
-    K_tok, Q_tok, V_tok = params.WK @ E, params.WQ @ E, params.WV @ E
-    A = K_tok.T @ Q_tok / np.sqrt(params.m)
-    tok = data.tokens
-    S = A[tok[:, None, :], tok[:, :, None]]
-    S = S - S.max(axis=2, keepdims=True)
-    P = np.exp(S)
-    P /= P.sum(axis=2, keepdims=True)
-    Gx = (params.u @ V_tok)[tok]
+    return _forward(params, _tokens(data), params.u)
+
+
+def _forward(params: Params, tk: _Tokens, u: np.ndarray) -> Forward:
+    """:func:`forward` (Eq. 1) on prepared tokens, given u = W^T a.  The scores are laid out
+    keys first, S[h, l, i], so that the softmax's max over the keys runs over the leading axis
+    (fast, and a max does not depend on the order); its sum runs over the last axis of P as
+    before, so that the terms are added in numpy's order for that axis at every L."""
+    K_tok, Q_tok, V_tok = _embed(params.WK, tk), _embed(params.WQ, tk), _embed(params.WV, tk)
+    n, L = tk.tokens.shape
+    S = (K_tok.T @ Q_tok).take(tk.pairs_hli).reshape(L, L, n)
+    S /= np.sqrt(params.m)  # A / sqrt(m) at the pairs present only
+    S -= np.maximum.reduce(S)
+    np.exp(S, out=S)
+    P = S.transpose(2, 1, 0).copy()
+    P /= np.add.reduce(P, axis=2, keepdims=True)
+    Gx = (u @ V_tok).take(tk.tokens)
     F = np.einsum("ilh,ih->i", P, Gx)
-    g = 1.0 / (1.0 + np.exp(data.y * F))
+    g = 1.0 / (1.0 + np.exp(tk.y * F))
     return Forward(F=F, P=P, Gx=Gx, g=g, K_tok=K_tok, Q_tok=Q_tok, V_tok=V_tok)
 
 
@@ -142,17 +180,20 @@ def logistic_loss(margins: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, -margins)
 
 
-def _word_sums(data: CooccurrenceData, fwd: Forward) -> tuple[np.ndarray, np.ndarray]:
+def _word_sums(tk: _Tokens, fwd: Forward) -> tuple[np.ndarray, np.ndarray]:
     """Per-word sums of the loss derivative, c_i = g_i y_i / n:
     D[k] = sum_i c_i sum_{h: x_h = mu_k} sum_l p_{l,h} (value path) and
     B[k, q] = sum_i c_i sum_{(l, h): x_h = mu_k, x_l = mu_q} p_{l,h} (G(x_h) - p_l . G)
-    (score path, key word k, query word q)."""
-    d, tok = data.n_vectors, data.tokens  # one entry per token vector (= d for words)
-    c = fwd.g * data.y / data.n
-    D = np.bincount(tok.ravel(), (c[:, None] * fwd.P.sum(axis=1)).ravel(), minlength=d)
-    M = fwd.P * (fwd.Gx[:, None, :] - np.einsum("ilh,ih->il", fwd.P, fwd.Gx)[:, :, None])
-    flat = (tok[:, None, :] * d + tok[:, :, None]).ravel()
-    B = np.bincount(flat, (c[:, None, None] * M).ravel(), minlength=d * d).reshape(d, d)
+    (score path, key word k, query word q).  One entry per token vector (d = n_vectors)."""
+    d = tk.d
+    c = fwd.g * tk.y / len(tk.y)
+    # sum_l p_{l,h}, over the middle axis of a keys-first copy (faster than over P's, same sums)
+    received = np.add.reduce(fwd.P.transpose(2, 1, 0).copy(), axis=1).T
+    D = np.bincount(tk.tokens.ravel(), (c[:, None] * received).ravel(), minlength=d)
+    M = fwd.Gx[:, None, :] - np.einsum("ilh,ih->il", fwd.P, fwd.Gx)[:, :, None]
+    M *= fwd.P
+    M *= c[:, None, None]
+    B = np.bincount(tk.pairs, M.ravel(), minlength=d * d).reshape(d, d)
     return D, B
 
 
@@ -169,17 +210,24 @@ def gradients(params: Params, data: CooccurrenceData, fwd: Forward | None = None
     :func:`_word_sums`): -dL/dW = a (V_tok D)^T, -dL/dW_V = u (E D)^T,
     -dL/dW_K = Q_tok B^T E^T / sqrt(m), -dL/dW_Q = K_tok B E^T / sqrt(m).
     """
-    fwd = forward(params, data) if fwd is None else fwd
-    E = data.embeddings
-    w_val, B = _word_sums(data, fwd)
-    xp = E @ w_val  # sum_i c_i sum_l X p_l
+    tk, u = _tokens(data), params.u
+    fwd = _forward(params, tk, u) if fwd is None else fwd
+    return {k: -v for k, v in _velocities(params, tk, fwd, u).items()}
+
+
+def _velocities(params: Params, tk: _Tokens, fwd: Forward, u: np.ndarray) -> dict:
+    """The gradient-flow velocities -dL/dtheta of :func:`gradients` (Appendix B) on prepared
+    tokens, given u = W^T a."""
+    D, B = _word_sums(tk, fwd)
+    vK, vQ = fwd.Q_tok @ B.T, fwd.K_tok @ B
+    xp = D  # sum_i c_i sum_l X p_l = E D
+    if tk.E is not None:
+        xp, vK, vQ = tk.E @ D, vK @ tk.E.T, vQ @ tk.E.T
     root = np.sqrt(params.m)
-    return {
-        "W": -np.outer(params.a, fwd.V_tok @ w_val),
-        "WV": -np.outer(params.u, xp),
-        "WK": -(fwd.Q_tok @ B.T) @ E.T / root,
-        "WQ": -(fwd.K_tok @ B) @ E.T / root,
-    }
+    vK /= root
+    vQ /= root
+    return {"W": np.multiply.outer(params.a, fwd.V_tok @ D), "WV": np.multiply.outer(u, xp),
+            "WK": vK, "WQ": vQ}
 
 
 def reduced_velocities(params: Params, data: CooccurrenceData, fwd: Forward | None = None) -> dict:
@@ -194,9 +242,9 @@ def reduced_velocities(params: Params, data: CooccurrenceData, fwd: Forward | No
     with G_k = G(mu_k), Gamma = V_tok^T V_tok, kappa = ||W^T a||^2, A = K_tok^T Q_tok (key
     first), Gamma_Q = Q_tok^T Q_tok, Gamma_K = K_tok^T K_tok.  Also returns D and B.
     """
-    fwd = forward(params, data) if fwd is None else fwd
-    D, B = _word_sums(data, fwd)
-    u = params.u
+    tk, u = _tokens(data), params.u
+    fwd = _forward(params, tk, u) if fwd is None else fwd
+    D, B = _word_sums(tk, fwd)
     G = u @ fwd.V_tok
     gram = fwd.V_tok.T @ fwd.V_tok
     gram_k, gram_q = fwd.K_tok.T @ fwd.K_tok, fwd.Q_tok.T @ fwd.Q_tok
@@ -212,7 +260,12 @@ def reduced_velocities(params: Params, data: CooccurrenceData, fwd: Forward | No
 
 def loss(params: Params, data: CooccurrenceData) -> float:
     """Empirical (or, on fresh samples, estimated generalization) loss: mean l(y F)."""
-    return float(logistic_loss(data.y * forward(params, data).F).mean())
+    return _mean_loss(params, _tokens(data), params.u)
+
+
+def _mean_loss(params: Params, tk: _Tokens, u: np.ndarray) -> float:
+    """:func:`loss` (Eq. 2) on prepared tokens, given u = W^T a."""
+    return float(logistic_loss(tk.y * _forward(params, tk, u).F).mean())
 
 
 def type_losses(params: Params, data: CooccurrenceData) -> np.ndarray:
@@ -266,8 +319,9 @@ def lemma44_bound(margins: np.ndarray, types: np.ndarray) -> float:
     return 6.0 * max(abs(lo - 1), abs(hi - 1))
 
 
-def _snapshot(params, data, fwd, grads) -> dict:
-    """Tracked quantities at one step (see :func:`train`)."""
+def _snapshot(params, data, fwd, velocities, u) -> dict:
+    """Tracked quantities at one step (see :func:`train`), from the forward pass, the
+    velocities -grad (:func:`_velocities`) and u = W^T a."""
     E = data.embeddings
     margins = data.y * fwd.F
     per = logistic_loss(margins)
@@ -275,9 +329,8 @@ def _snapshot(params, data, fwd, grads) -> dict:
     A = score_matrix(params, E)
     gram = value_gram(params, E)
     # dG(mu)/dt = u'^T v(mu) + u^T v'(mu) with u' = -grad_W^T a, v' = -grad_WV mu
-    Gdot = -(grads["W"].T @ params.a) @ fwd.V_tok[:, :3] - params.u @ grads["WV"] @ E[:, :3]
+    Gdot = (velocities["W"].T @ params.a) @ fwd.V_tok[:, :3] + u @ velocities["WV"] @ E[:, :3]
     S = g_sums(fwd.g, data.types)
-    u = params.u
     return {
         "loss": per.mean(),
         "type_loss": np.array([per[data.types == k].mean() for k in range(1, 5)]),
@@ -329,28 +382,38 @@ def train(
     ``S`` (g sums per type), ``lemma44``, ``R``,
     ``g_ratio`` (max_i g_i / min_i g_i over all samples), ``g_ratio_type`` (the same within
     each type), ``lemma44_bound``, ``attn_dev`` (max |p - 1/L|),
-    ``attn_common`` (mean attention on mu_3) and, with ``test``, ``test_loss``.
+    ``attn_common`` (mean attention on mu_3) and, with ``test``, ``test_loss``.  The data
+    sets' index arrays (:func:`_tokens`) are built once; each step computes the forward pass
+    and the velocities -grad once and turns the velocity arrays, in place, into the new
+    weights theta + lr (-grad): bit for bit theta - lr grad from :func:`forward` and
+    :func:`gradients`.
     """
     if not lr > 0:
         raise ValueError(f"lr={lr!r} is not allowed; need lr > 0")
     record = record_steps(steps) if record is None else np.asarray(record)
     wanted = set(int(s) for s in record)
+    tk = _tokens(data)
+    tk_test = None if test is None else _tokens(test)
     rows: list[dict] = []
     for step in range(steps + 1):
-        fwd = forward(params, data)
-        grads = gradients(params, data, fwd)
+        u = params.u
+        fwd = _forward(params, tk, u)
+        vel = _velocities(params, tk, fwd, u)
         if step in wanted:
-            row = _snapshot(params, data, fwd, grads)
+            row = _snapshot(params, data, fwd, vel, u)
             row["t"] = lr * step
             row["step"] = step
             if test is not None:
-                row["test_loss"] = loss(params, test)
+                row["test_loss"] = _mean_loss(params, tk_test, u)
             rows.append(row)
         if not np.isfinite(fwd.F).all():
             raise FloatingPointError(f"training diverged at step {step} (lr={lr})")
         if step < steps:
-            params = replace(params, **{k: getattr(params, k) - lr * grads[k]
-                                        for k in Params.TRAINABLE})
+            # theta - lr grad = theta + lr (-grad), the same floating-point result
+            for k, v in vel.items():
+                v *= lr
+                v += getattr(params, k)
+            params = Params(**vel, a=params.a)
     history = {k: np.array([r[k] for r in rows]) for k in rows[0]}
     history.update(balancing_ratios(history["S"]))
     return params, history
