@@ -1,5 +1,7 @@
 """The explanatory diagrams draw what their captions say: branches, labels, tokens, frames."""
 
+import gc
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -112,7 +114,6 @@ def test_particle_animation_has_one_frame_per_layer_and_plays_offline():
 
 
 
-@pytest.mark.filterwarnings("ignore:Animation was deleted without rendering")
 def test_particle_animation_moves_its_artists_to_each_layer():
     coords, rho = _polygons(n_layers=3)
     animation = diagrams.particle_animation(coords, rho)
@@ -125,3 +126,6 @@ def test_particle_animation_moves_its_artists_to_each_layer():
             assert circle.get_radius() == pytest.approx(np.sqrt(2 * (1 - rho[name][layer]) / n))
             assert title.get_text().startswith(f"{name}: ")
             assert rf"\ell = {layer}" in title.get_text()
+    with pytest.warns(UserWarning, match="Animation was deleted without rendering"):
+        del animation  # its frames were drawn by hand, never rendered: matplotlib says so
+        gc.collect()
