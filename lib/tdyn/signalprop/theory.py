@@ -117,7 +117,7 @@ def softmax_overlaps(n: int, rho, sigma, mode: str = "annealed", n_samples: int 
         s2, s11 = np.empty(rho_b.shape), np.empty(rho_b.shape)
         for idx in np.ndindex(rho_b.shape):
             attn = _sampled_attention(a, b, rho_b[idx], sigma_b[idx])
-            s2[idx] = np.mean(np.sum(attn[:, 0] ** 2, axis=-1))
+            s2[idx] = _sampled_s2(attn)
             s11[idx] = np.mean(np.sum(attn[:, 0] * attn[:, 1], axis=-1))
         return s2, s11
     raise ValueError(f"mode={mode!r} is not a softmax mode; allowed: {SOFTMAX_MODES}")
@@ -138,6 +138,12 @@ def _sampled_attention(a: np.ndarray, b: np.ndarray, rho: float, sigma: float) -
     attn = np.exp(logits)
     attn /= attn.sum(axis=-1, keepdims=True)
     return attn
+
+
+def _sampled_s2(attn: np.ndarray) -> float:
+    """S2 = E sum_j A_ij^2 over the draws, from the first query row of
+    :func:`_sampled_attention`."""
+    return float(np.mean(np.sum(attn[:, 0] ** 2, axis=-1)))
 
 
 def giorlandino_goldt_architecture(beta: float, var_w: float, var_v: float, var_b: float,
@@ -180,8 +186,7 @@ def annealed_excess_threshold(n: int, rho: float = 0.0, excess: float = 0.5, lo:
 
     def gap(sigma: float) -> float:
         annealed = float(softmax_overlaps(n, rho, sigma)[0])
-        attn = _sampled_attention(shared, first_query, float(rho), sigma)
-        exact = float(np.mean(np.sum(attn[:, 0] ** 2, axis=-1)))
+        exact = _sampled_s2(_sampled_attention(shared, first_query, float(rho), sigma))
         return annealed / exact - 1.0 - excess
 
     grid = np.arange(lo, hi + 1e-9, 0.1)
