@@ -16,6 +16,7 @@ import contextlib
 import importlib.util
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -87,10 +88,10 @@ def main() -> None:
         warm = min(timed_build(book, None) for _ in range(3))
     print(f"  warm rebuild (best of 3): {warm:5.1f} s  (target <= 5 s: "
           f"{'met' if warm <= 5 else 'NOT met'})")
-    best, median = min(parallels), sorted(parallels)[len(parallels) // 2]
+    best, median = min(parallels), statistics.median(parallels)
     print(f"  cold parallel: best {best:5.1f} s, median {median:5.1f} s of {len(parallels)} "
           f"(target <= 60 s, on the best: {'met' if best <= 60 else 'NOT met'}); "
-          f"serial / parallel, median: {sorted(ratios)[len(ratios) // 2]:4.2f}x; "
+          f"serial / parallel, median: {statistics.median(ratios):4.2f}x; "
           f"load at the end {os.getloadavg()[0]:.2f}")
 
 
